@@ -1,0 +1,50 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+# Both create .venv on first use. Pins for this machine's torch live in constraints.txt.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/pip -q --disable-pip-version-check
+STAMP  := $(VENV)/.ser-installed
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export DO_NOT_TRACK ?= 1
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: demo test test-fast lint bench espeak clean-demo
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing ser-pipeline into $(VENV) (first time: a few minutes, torch is large)"
+	$(PIP) install -c constraints.txt -e '.[test]' 2>&1 | grep -v "is ignored: it is neither" || true
+	@$(BIN)/python -c "import torch, torchvision, timm, ser_pipeline" \
+	  || { echo "error: the venv is broken; delete $(VENV) and re-run"; exit 1; }
+	@touch $(STAMP)
+
+espeak:
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	    echo "installing espeak-ng (needed to synthesize the demo corpus)"; \
+	    (apt-get update -qq && apt-get install -y -qq espeak-ng) >/dev/null; \
+	  else \
+	    echo "error: espeak-ng is missing. Install it: 'sudo apt-get install espeak-ng'"\
+	         "(Debian/Ubuntu), 'brew install espeak-ng' (macOS), then re-run make demo."; \
+	    exit 1; \
+	  fi; }
+
+demo: $(STAMP) espeak
+	$(BIN)/ser distill
+
+test: $(STAMP) espeak
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check ser_pipeline flows tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/ingest.py
+
+clean-demo:
+	rm -rf demo lake registry ser.duckdb report.html

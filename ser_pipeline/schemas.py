@@ -1,0 +1,143 @@
+"""Arrow schemas of the lake's tables: the data contract every stage writes to.
+
+Labels are always ordered arousal, dominance, valence (the audEERING teacher's order).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+
+LABELS: tuple[str, str, str] = ("arousal", "dominance", "valence")
+SAMPLE_RATE = 16_000
+
+_ts = pa.timestamp("us", tz="UTC")
+AUDIO_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+
+# HF datasets reads this key to restore feature types, so the `audio` column loads as
+# `datasets.Audio` (16 kHz) without any cast by the user.
+_HF_FEATURES = {
+    "audio_id": {"dtype": "string", "_type": "Value"},
+    "audio": {"sampling_rate": SAMPLE_RATE, "_type": "Audio"},
+    "corpus": {"dtype": "string", "_type": "Value"},
+    "source_path": {"dtype": "string", "_type": "Value"},
+    "duration_s": {"dtype": "float64", "_type": "Value"},
+    "orig_sample_rate": {"dtype": "int32", "_type": "Value"},
+    "orig_channels": {"dtype": "int32", "_type": "Value"},
+    "orig_format": {"dtype": "string", "_type": "Value"},
+    "speaker": {"dtype": "string", "_type": "Value"},
+    "split": {"dtype": "string", "_type": "Value"},
+    "is_silent": {"dtype": "bool", "_type": "Value"},
+    "ingested_at": {"dtype": "timestamp[us, tz=UTC]", "_type": "Value"},
+}
+
+AUDIO = pa.schema(
+    [
+        ("audio_id", pa.string()),
+        ("audio", AUDIO_STRUCT),
+        ("corpus", pa.string()),
+        ("source_path", pa.string()),
+        ("duration_s", pa.float64()),
+        ("orig_sample_rate", pa.int32()),
+        ("orig_channels", pa.int32()),
+        ("orig_format", pa.string()),
+        ("speaker", pa.string()),
+        ("split", pa.string()),
+        ("is_silent", pa.bool_()),
+        ("ingested_at", _ts),
+    ],
+    metadata={"huggingface": json.dumps({"info": {"features": _HF_FEATURES}})},
+)
+
+HUMAN_LABELS = pa.schema(
+    [
+        ("audio_id", pa.string()),
+        ("corpus", pa.string()),
+        ("arousal", pa.float64()),
+        ("dominance", pa.float64()),
+        ("valence", pa.float64()),
+        ("source_scale", pa.string()),  # e.g. "1-7": the range normalised to 0..1
+        ("ingested_at", _ts),
+    ]
+)
+
+QUARANTINE = pa.schema(
+    [
+        ("corpus", pa.string()),
+        ("source_path", pa.string()),
+        ("audio_id", pa.string()),  # null when the bytes could not be read
+        ("stage", pa.string()),  # ingest | label | ...
+        ("reason", pa.string()),  # stable code, e.g. "truncated", "nan_samples"
+        ("message", pa.string()),  # the decoder's / model's own words
+        ("quarantined_at", _ts),
+    ]
+)
+
+TEACHER_LABELS = pa.schema(
+    [
+        ("audio_id", pa.string()),
+        ("teacher_id", pa.string()),
+        ("teacher_sha256", pa.string()),
+        ("arousal", pa.float64()),
+        ("dominance", pa.float64()),
+        ("valence", pa.float64()),
+        ("n_windows", pa.int32()),
+        ("labeled_at", _ts),
+        ("run_id", pa.string()),
+    ]
+)
+
+SPLITS = pa.schema(
+    [
+        ("audio_id", pa.string()),
+        ("corpus", pa.string()),
+        ("split", pa.string()),  # train | dev | test
+        ("split_name", pa.string()),  # which split definition (e.g. "speaker-hash-v1")
+    ]
+)
+
+PREDICTIONS = pa.schema(
+    [
+        ("eval_id", pa.string()),
+        ("model", pa.string()),
+        ("audio_id", pa.string()),
+        ("corpus", pa.string()),
+        ("split", pa.string()),
+        ("arousal", pa.float64()),
+        ("dominance", pa.float64()),
+        ("valence", pa.float64()),
+        ("predicted_at", _ts),
+    ]
+)
+
+METRICS = pa.schema(
+    [
+        ("eval_id", pa.string()),
+        ("model", pa.string()),  # run id or registry name@version
+        ("run_id", pa.string()),
+        ("student", pa.string()),
+        ("teacher_id", pa.string()),
+        ("corpus", pa.string()),
+        ("split", pa.string()),
+        ("reference", pa.string()),  # teacher | human
+        ("dimension", pa.string()),  # arousal | dominance | valence
+        ("ccc", pa.float64()),
+        ("pearson", pa.float64()),
+        ("mae", pa.float64()),
+        ("n", pa.int64()),
+        ("model_params", pa.int64()),
+        ("model_bytes", pa.int64()),
+        ("evaluated_at", _ts),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "audio": AUDIO,
+    "human_labels": HUMAN_LABELS,
+    "quarantine": QUARANTINE,
+    "teacher_labels": TEACHER_LABELS,
+    "splits": SPLITS,
+    "predictions": PREDICTIONS,
+    "metrics": METRICS,
+}

@@ -1,0 +1,100 @@
+"""The espeak-ng demo corpus: real speech, mixed formats, labels from the parameters."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from ser_pipeline.cli import app
+from ser_pipeline.demo_corpus import (
+    FORMATS,
+    DemoCorpusError,
+    clip_params,
+    labels_for,
+    make_demo_corpus,
+)
+from ser_pipeline.ingest import ingest
+from ser_pipeline.lake import Lake
+
+
+def read_sheet(path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_small_corpus_mixes_formats_and_leaves_an_unlabeled_pool(tmp_path):
+    summary = make_demo_corpus(str(tmp_path), n=5, seed=3, unlabeled_fraction=0.4,
+                               max_workers=2)
+    assert (summary["clips"], summary["labelled"], summary["unlabeled"]) == (5, 3, 2)
+    sheet = read_sheet(tmp_path / "labels.csv")
+    assert len(sheet) == 5
+    seen = set()
+    for row in sheet:
+        info = sf.info(tmp_path / row["path"])
+        seen.add((info.format, info.samplerate, info.channels))
+        assert 0.8 < info.duration < 6.0
+        signal, _ = sf.read(tmp_path / row["path"])
+        assert np.abs(signal).max() > 0.05  # speech, not silence
+        labelled = row["arousal"] != ""
+        assert labelled == (row["dominance"] != "") == (row["valence"] != "")
+        if labelled:
+            index = int(row["path"].rsplit("-", 1)[1].split(".")[0])
+            expected = labels_for(clip_params(index, seed=3), index=index, seed=3)
+            assert [float(row[d]) for d in ("arousal", "dominance", "valence")] == (
+                pytest.approx(expected, abs=1e-4))
+    assert seen == {(f[1], f[3], f[4]) for f in FORMATS}
+    assert sum(row["arousal"] == "" for row in sheet) == 2
+
+
+def test_labels_follow_the_documented_directions():
+    base = clip_params(0, seed=0)
+    slow, fast = replace(base, rate=120), replace(base, rate=250)
+    low, high = replace(base, pitch=25), replace(base, pitch=75)
+    a = labels_for  # noise is per (seed, index), so equal for both sides of a comparison
+    assert a(fast, index=0, seed=0)[0] > a(slow, index=0, seed=0)[0] + 0.5
+    assert a(low, index=0, seed=0)[1] > a(high, index=0, seed=0)[1] + 0.3
+    assert a(high, index=0, seed=0)[2] > a(low, index=0, seed=0)[2] + 0.3
+    values = np.array([labels_for(clip_params(i, seed=1), index=i, seed=1) for i in range(200)])
+    assert values.min() >= 0 and values.max() <= 1 and values.std(axis=0).min() > 0.08
+
+
+def test_same_seed_same_audio_and_reruns_add_nothing(tmp_path, lake_url):
+    make_demo_corpus(str(tmp_path / "a"), n=3, seed=7)
+    make_demo_corpus(str(tmp_path / "b"), n=3, seed=7)
+    sheet = read_sheet(tmp_path / "a" / "labels.csv")
+    assert sheet == read_sheet(tmp_path / "b" / "labels.csv")
+    for row in sheet:
+        left, _ = sf.read(tmp_path / "a" / row["path"])
+        right, _ = sf.read(tmp_path / "b" / row["path"])
+        assert np.array_equal(left, right)
+    lake = Lake.open(lake_url)
+    first = ingest(lake, str(tmp_path / "a"), corpus="demo", recipe="csv")
+    assert first["ingested"] == 3 and first["quarantined_total"] == 0
+    before = {row["path"]: (tmp_path / "a" / row["path"]).read_bytes() for row in sheet}
+    make_demo_corpus(str(tmp_path / "a"), n=3, seed=7)  # regenerate in place
+    assert before == {p: (tmp_path / "a" / p).read_bytes() for p in before}
+    again = ingest(lake, str(tmp_path / "a"), corpus="demo", recipe="csv")
+    assert again["ingested"] == 0 and again["skipped_existing"] == 3
+
+
+def test_missing_espeak_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH without espeak-ng
+    with pytest.raises(DemoCorpusError, match="apt-get install espeak-ng"):
+        make_demo_corpus(str(tmp_path / "out"), n=1)
+    result = CliRunner().invoke(app, ["demo-corpus", str(tmp_path / "out"), "--n", "1"])
+    assert result.exit_code == 2 and "espeak-ng is not installed" in result.output
+
+
+def test_cli_demo_corpus_json(tmp_path):
+    result = CliRunner().invoke(app, ["demo-corpus", str(tmp_path), "--n", "2", "--json",
+                                      "--unlabeled-fraction", "0.5"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["clips"], summary["labelled"], summary["unlabeled"]) == (2, 1, 1)
+    assert (tmp_path / "labels.csv").exists()

@@ -1,0 +1,206 @@
+"""Labeling: anti-join selection, shards, quarantine, crash resume, Dask, the flow."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+import torch
+from lakes import make_audio_lake
+from typer.testing import CliRunner
+
+from ser_pipeline.audio import encode_flac
+from ser_pipeline.cli import app
+from ser_pipeline.label import label_lake
+from ser_pipeline.lake import Lake, content_key, utcnow
+from ser_pipeline.schemas import SAMPLE_RATE
+from ser_pipeline.teacher import init_teacher, load_teacher
+from ser_pipeline.teacher.core import LOAD_COUNT
+
+torch.set_num_threads(2)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    return f"hf:{init_teacher(tmp_path_factory.mktemp('t') / 'tiny', seed=5)}"
+
+
+def labels_of(lake: Lake) -> dict[str, tuple]:
+    table = lake.read("teacher_labels")
+    rows = table.to_pylist()
+    return {r["audio_id"]: (r["arousal"], r["dominance"], r["valence"]) for r in rows}
+
+
+def assert_no_duplicates(lake: Lake) -> int:
+    table = lake.read("teacher_labels", columns=["audio_id", "teacher_id"])
+    pairs = list(zip(table.column("audio_id").to_pylist(),
+                     table.column("teacher_id").to_pylist(), strict=True))
+    assert len(pairs) == len(set(pairs)), "duplicate label rows"
+    return len(pairs)
+
+
+def add_clip(lake: Lake, data: bytes, name: str, *, seconds: float, corpus: str = "odd") -> str:
+    import hashlib
+
+    audio_id = hashlib.sha256(data).hexdigest()
+    lake.write_part("audio", [{
+        "audio_id": audio_id, "audio": {"bytes": data, "path": name}, "corpus": corpus,
+        "source_path": name, "duration_s": seconds, "orig_sample_rate": SAMPLE_RATE,
+        "orig_channels": 1, "orig_format": "FLAC/PCM_16", "speaker": None, "split": None,
+        "is_silent": False, "ingested_at": utcnow()}], key=content_key("odd", audio_id))
+    return audio_id
+
+
+def test_labels_rows_incrementally_with_one_model_load(lake_url: str, tiny: str) -> None:
+    lake, records = make_audio_lake(lake_url, n=12, corpus="a")
+    make_audio_lake(lake_url, n=6, corpus="b", seed=1)
+    loads = LOAD_COUNT["loads"]
+    first = label_lake(lake, teacher=tiny, corpora=["a"], shard_size=4, run_id="r1")
+    assert LOAD_COUNT["loads"] - loads <= 1  # 3 shards, one load per process
+    assert first["clips_labeled"] == 12 and first["shards"] == 3
+    assert first["is_random"] and "random" in first["teacher_id"] and "warning" in first
+    assert first["audio_seconds"] == pytest.approx(
+        sum(r["signal"].size for r in records) / SAMPLE_RATE, abs=0.01)
+    rows = lake.read("teacher_labels").to_pylist()
+    teacher = load_teacher(tiny)
+    assert {r["teacher_id"] for r in rows} == {teacher.teacher_id}
+    assert {r["teacher_sha256"] for r in rows} == {teacher.sha256}
+    assert {r["run_id"] for r in rows} == {"r1"} and {r["n_windows"] for r in rows} == {1}
+    by_id = labels_of(lake)
+    direct = teacher.predict([r["signal"] for r in records[:3]])
+    got = np.array([by_id[r["audio_id"]] for r in records[:3]])
+    np.testing.assert_allclose(got, direct, atol=2e-4)  # FLAC 16-bit round trip
+
+    again = label_lake(lake, teacher=tiny, corpora=["a"], shard_size=4)
+    assert again["clips_labeled"] == 0 and again["skipped_already_labeled"] == 12
+    rest = label_lake(lake, teacher=tiny, shard_size=4)
+    assert rest["clips_labeled"] == 6 and rest["skipped_already_labeled"] == 12
+    assert assert_no_duplicates(lake) == 18
+
+
+def test_bad_clips_are_quarantined_and_the_shard_continues(lake_url: str, tiny: str) -> None:
+    lake, _ = make_audio_lake(lake_url, n=5)
+    corrupt = add_clip(lake, b"fLaC-not-really-audio", "corrupt.flac", seconds=1.0)
+    short = add_clip(lake, encode_flac(np.zeros(100, np.float32)), "short.flac",
+                     seconds=100 / SAMPLE_RATE)
+    rng = np.random.default_rng(0)
+    long_id = add_clip(lake, encode_flac((0.1 * rng.standard_normal(SAMPLE_RATE * 25))
+                                         .astype(np.float32)), "long.flac", seconds=25.0)
+    summary = label_lake(lake, teacher=tiny, shard_size=100, window_s=10, overlap_s=2)
+    assert summary["clips_labeled"] == 6 and summary["quarantined"] == 2
+    quarantine = {r["audio_id"]: r for r in lake.read("quarantine").to_pylist()}
+    assert set(quarantine) == {corrupt, short}
+    assert quarantine[short]["reason"] == "too_short" and quarantine[short]["stage"] == "label"
+    assert quarantine[corrupt]["reason"] == "decode_error"
+    assert quarantine[corrupt]["source_path"] == "corrupt.flac"
+    windows = {r["audio_id"]: r["n_windows"] for r in lake.read("teacher_labels").to_pylist()}
+    assert windows[long_id] == 3
+    again = label_lake(lake, teacher=tiny, shard_size=100)
+    assert again["skipped_quarantined"] == 2 and again["clips_labeled"] == 0
+    assert lake.count("quarantine") == 2
+
+
+def test_labels_an_s3_lake_with_the_commit_lock(s3_env: dict, tiny: str) -> None:
+    url = f"s3://{s3_env['bucket']}/lake"
+    lake, _ = make_audio_lake(url, n=5)
+    first = label_lake(lake, teacher=tiny, shard_size=2)
+    assert first["clips_labeled"] == 5 and first["shards"] == 3
+    assert label_lake(lake, teacher=tiny, shard_size=2)["clips_labeled"] == 0
+    assert assert_no_duplicates(lake) == 5
+    assert not lake.storage.list("teacher_labels/_locks")  # every lock was released
+
+
+def test_concurrent_labelers_write_no_duplicates(lake_url: str, tiny: str) -> None:
+    lake, _ = make_audio_lake(lake_url, n=16)
+    results = []
+    runs = [threading.Thread(target=lambda s=size: results.append(
+        label_lake(Lake.open(lake_url), teacher=tiny, shard_size=s, max_workers=1)))
+        for size in (3, 5)]  # different shard plans: overlapping work, distinct part keys
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    assert assert_no_duplicates(lake) == 16
+    assert sum(r["clips_labeled"] for r in results) == 16
+
+
+def test_resume_after_kill_9_mid_run(tmp_path: Path, tiny: str) -> None:
+    url = str(tmp_path / "lake")
+    lake, _ = make_audio_lake(url, n=40, seconds=(3.0, 5.0))
+    env = {**os.environ, "SER_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
+    cli = "from ser_pipeline.cli import main; main()"
+    command = [sys.executable, "-c", cli, "label", "--engine", "local",
+               "--lake", url, "--teacher", tiny, "--shard-size", "2", "--max-workers", "1",
+               "--threads", "1", "--json"]
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not lake.parts("teacher_labels"):
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "no shard landed in 120 s"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    landed = assert_no_duplicates(lake)
+    assert 0 < landed < 40, "the run should have been killed mid-way"
+    summary = label_lake(lake, teacher=tiny, shard_size=2)
+    assert summary["skipped_already_labeled"] == landed
+    assert summary["clips_labeled"] == 40 - landed
+    assert assert_no_duplicates(lake) == 40 == lake.count("audio")
+
+
+def test_cli_label_local_json_and_bad_spec(lake_url: str, tiny: str) -> None:
+    make_audio_lake(lake_url, n=4)
+    runner = CliRunner()
+    result = runner.invoke(app, ["label", "--engine", "local", "--lake", lake_url,
+                                 "--teacher", tiny, "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["clips_labeled"] == 4 and summary["audio_seconds_per_second"] > 0
+    result = runner.invoke(app, ["label", "--engine", "local", "--lake", lake_url,
+                                 "--teacher", "hf:/no/such/folder"])
+    assert result.exit_code == 2 and "no model folder" in result.output
+    result = runner.invoke(app, ["label", "--engine", "local", "--lake", lake_url,
+                                 "--teacher", tiny, "--device", "cuda"])
+    if not torch.cuda.is_available():
+        assert result.exit_code == 2 and "cuda" in result.output.lower()
+
+
+@pytest.mark.slow
+def test_flow_on_dask_local_cluster_equals_local_run(tmp_path: Path, tiny: str,
+                                                     prefect_harness: None) -> None:
+    """The flow on a real distributed.LocalCluster (2 workers, in-process so the workers
+    share the Prefect test server) writes the same labels as the library run."""
+    from distributed import LocalCluster
+
+    from flows.label import label_flow
+
+    local_url, dask_url = str(tmp_path / "local"), str(tmp_path / "dask")
+    make_audio_lake(local_url, n=10)
+    shutil.copytree(local_url, dask_url)
+    local = label_lake(Lake.open(local_url), teacher=tiny, shard_size=3)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster:
+        summary = label_flow(teacher=tiny, lake=dask_url, dask_address=cluster.scheduler_address,
+                             shard_size=3)
+    assert summary["clips_labeled"] == local["clips_labeled"] == 10
+    assert summary["shards"] == 4 and summary["teacher_id"] == local["teacher_id"]
+    a, b = labels_of(Lake.open(local_url)), labels_of(Lake.open(dask_url))
+    assert a.keys() == b.keys()
+    np.testing.assert_allclose(np.array([a[k] for k in a]), np.array([b[k] for k in a]),
+                               atol=1e-6)
+    again = label_flow(teacher=tiny, lake=dask_url, shard_size=3)  # default thread runner
+    assert again["clips_labeled"] == 0 and again["skipped_already_labeled"] == 10
+    ids = Lake.open(dask_url).read("teacher_labels", columns=["audio_id"]).column("audio_id")
+    assert len(pc.unique(ids)) == len(ids) == 10

@@ -1,0 +1,31 @@
+-- 20_views.sql: views over the lake's large Parquet tables. They read the lake when
+-- queried (new part files show up without a rebuild).
+--
+-- Placeholders: {{audio}} {{human_labels}} {{teacher_labels}} {{splits}} {{predictions}}
+-- {{quarantine}} become read_parquet('<lake>/<table>/part-*.parquet', ...) over the lake
+-- URL from the settings (validated, quoted), or an empty relation with the table's
+-- columns when the table has no part files yet.
+
+-- Audio metadata WITHOUT the audio bytes (the `audio` struct is never read).
+CREATE OR REPLACE VIEW audio AS
+SELECT audio_id, corpus, source_path, duration_s, orig_sample_rate, orig_channels,
+       orig_format, speaker, split, is_silent, ingested_at
+FROM {{audio}} AS a;
+
+CREATE OR REPLACE VIEW human_labels AS SELECT * FROM {{human_labels}} AS h;
+
+CREATE OR REPLACE VIEW teacher_labels AS SELECT * FROM {{teacher_labels}} AS t;
+
+CREATE OR REPLACE VIEW splits AS SELECT * FROM {{splits}} AS s;
+
+CREATE OR REPLACE VIEW predictions AS SELECT * FROM {{predictions}} AS p;
+
+CREATE OR REPLACE VIEW quarantine AS SELECT * FROM {{quarantine}} AS q;
+
+-- The latest evaluation of each (model, corpus, split, reference, teacher, dimension):
+-- re-evaluating after labels change adds rows; reports want the current ones.
+CREATE OR REPLACE VIEW latest_metrics AS
+SELECT * FROM metrics
+QUALIFY row_number() OVER (
+    PARTITION BY model_key, corpus, split, reference, coalesce(teacher_id, ''), dimension
+    ORDER BY evaluated_at DESC, eval_id) = 1;

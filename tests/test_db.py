@@ -1,0 +1,195 @@
+"""The analyst DuckDB file: tables, views, the CCC macro, S3 lakes, plain-duckdb access."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+from eval_lake import evaluated_lake
+from lakes import make_audio_lake
+from typer.testing import CliRunner
+
+from ser_pipeline.db import (
+    DatabaseError,
+    build_db,
+    connect,
+    empty_relation,
+    lake_relation,
+    upsert_model,
+)
+from ser_pipeline.lake import Lake
+from ser_pipeline.metrics import ccc
+
+VIEWS = ("audio", "human_labels", "teacher_labels", "splits", "predictions", "quarantine")
+
+
+@pytest.fixture()
+def built(tmp_path: Path, lake_url: str):
+    lake, records = evaluated_lake(lake_url)
+    summary = build_db(lake, out=tmp_path / "ser.duckdb")
+    return lake, records, Path(summary["db"]), summary
+
+
+def test_tables_and_views_match_the_lake(built) -> None:
+    lake, records, db, summary = built
+    assert summary["notices"] == []
+    assert summary["rows"]["metrics"] == lake.count("metrics") == 24
+    for view in VIEWS:
+        assert summary["rows"][view] == lake.count(view), view
+    with connect(db) as con:
+        kinds = dict(con.execute("SELECT table_name, table_type FROM information_schema.tables"
+                                 ).fetchall())
+        assert kinds["metrics"] == kinds["runs"] == kinds["models"] == "BASE TABLE"
+        assert all(kinds[v] == "VIEW" for v in VIEWS)
+        audio_columns = [r[0] for r in con.execute("DESCRIBE audio").fetchall()]
+        assert "audio" not in audio_columns and "audio_id" in audio_columns
+        ids = {r[0] for r in con.execute("SELECT audio_id FROM audio").fetchall()}
+        assert ids == {r["audio_id"] for r in records}
+
+
+def test_new_parts_show_in_views_without_rebuild(built) -> None:
+    lake, records, db, _ = built
+    make_audio_lake(lake.url, n=3, corpus="late", seed=9)
+    with connect(db) as con:
+        assert con.execute("SELECT count(*) FROM audio WHERE corpus = 'late'").fetchall() == [(3,)]
+
+
+def test_rebuild_is_idempotent_and_keeps_models(built) -> None:
+    lake, _, db, first = built
+    upsert_model(db, {"name": "wav2small-toy", "version": "1", "provenance": {
+        "student": "wav2small", "teacher_id": "toy-teacher", "run_id": "r1"},
+        "params": 72_000, "size_bytes": 120_000, "license": {"id": "cc-by-nc-sa-4.0"},
+        "published_at": "2025-01-02T03:04:05+00:00"})
+    upsert_model(db, {"name": "wav2small-toy", "version": "1", "params": 72_001})
+    second = build_db(lake, out=db)
+    assert second["rows"] == {**first["rows"], "models": 1}
+    with connect(db) as con:
+        row = con.execute("SELECT name, version, params, uri, manifest FROM models").fetchall()
+    assert row[0][:4] == ("wav2small-toy", "1", 72_001, "registry://wav2small-toy@1")
+    assert json.loads(row[0][4])["params"] == 72_001
+    with pytest.raises(DatabaseError, match="'name' and 'version'"):
+        upsert_model(db, {"name": "x"})
+
+
+def test_runs_table_from_run_json(built) -> None:
+    from ser_pipeline.runs import write_run_meta
+
+    lake, _, db, _ = built
+    write_run_meta(lake, "wav2small-20250101T000000-abc123", {
+        "student": "wav2small", "student_options": {"channels": 13}, "teacher_id": "toy-teacher",
+        "params": 10897, "best_dev_ccc": {"arousal": 0.5, "dominance": 0.3, "valence": 0.43,
+                                            "mean": 0.41},
+        "corpora": ["toy"], "split_name": "v1"})
+    lake.storage.write_bytes("runs/broken-run/run.json", b"{not json")
+    summary = build_db(lake, out=db)
+    assert summary["rows"]["runs"] == 1
+    assert any("broken-run" in n for n in summary["notices"])
+    with connect(db) as con:
+        assert con.execute("SELECT student, params, best_dev_ccc, corpora FROM runs"
+                           ).fetchall() == [("wav2small", 10897, 0.41, ["toy"])]
+
+
+def test_missing_lake_tables_give_empty_views_with_a_notice(tmp_path: Path, lake_url: str,
+                                                            ) -> None:
+    lake, _ = make_audio_lake(lake_url, n=2, human_labels=False)
+    summary = build_db(lake, out=tmp_path / "partial.duckdb")
+    missing = {"human_labels", "teacher_labels", "splits", "predictions", "quarantine",
+               "metrics"}
+    assert {n.split("'")[1] for n in summary["notices"]} == missing
+    with connect(summary["db"]) as con:
+        for view in missing:
+            assert con.execute(f"SELECT count(*) FROM {view}").fetchall() == [(0,)]
+        columns = [r[0] for r in con.execute("DESCRIBE teacher_labels").fetchall()]
+        assert columns[:3] == ["audio_id", "teacher_id", "teacher_sha256"]
+        assert con.execute("SELECT count(*) FROM audio").fetchall() == [(2,)]
+
+
+def test_ccc_macro_equals_audmetric(built) -> None:
+    _, _, db, _ = built
+    import audmetric
+
+    rng = np.random.default_rng(7)
+    groups = {g: (rng.uniform(0, 1, 40), rng.uniform(0, 1, 40)) for g in range(5)}
+    groups[5] = (np.linspace(0, 1, 30), np.linspace(0, 1, 30) * 0.5 + 0.2)
+    rows = [(g, float(x), float(y)) for g, (xs, ys) in groups.items()
+            for x, y in zip(xs, ys, strict=True)]
+    with duckdb.connect(str(db), read_only=True) as con:
+        con.execute("CREATE TEMP TABLE pairs (g INTEGER, x DOUBLE, y DOUBLE)")
+        con.executemany("INSERT INTO pairs VALUES (?, ?, ?)", rows)
+        sql_ccc = dict(con.execute("SELECT g, ccc(x, y) FROM pairs GROUP BY g").fetchall())
+        # documented edge cases: < 2 pairs and constant-equal inputs are NULL
+        assert con.execute("SELECT ccc(x, y) FROM (VALUES (0.5, 0.5)) t(x, y)"
+                           ).fetchall() == [(None,)]
+        assert con.execute("SELECT ccc(x, y) FROM (VALUES (0.5, 0.5), (0.5, 0.5)) t(x, y)"
+                           ).fetchall() == [(None,)]
+    for g, (xs, ys) in groups.items():
+        assert sql_ccc[g] == pytest.approx(audmetric.concordance_cc(ys, xs), abs=1e-6)
+        assert sql_ccc[g] == pytest.approx(ccc(xs, ys), abs=1e-6)
+
+
+def test_plain_duckdb_process_reads_tables_and_views(built) -> None:
+    _, records, db, _ = built
+    script = (
+        "import json, sys, duckdb\n"
+        "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+        "out = {'metrics': con.execute('SELECT count(*) FROM metrics').fetchall()[0][0],\n"
+        "       'audio': con.execute('SELECT count(*) FROM audio').fetchall()[0][0],\n"
+        "       'teacher': con.execute(\"SELECT count(*) FROM latest_metrics "
+        "WHERE reference = 'teacher'\").fetchall()[0][0],\n"
+        "       'modules': sorted(m for m in sys.modules if m.startswith('ser_pipeline'))}\n"
+        "print(json.dumps(out))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(db)], capture_output=True,
+                            text=True, timeout=120, cwd="/")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out == {"metrics": 24, "audio": len(records), "teacher": 12, "modules": []}
+
+
+def test_s3_lake_through_registered_fsspec(s3_env: dict, tmp_path: Path) -> None:
+    url = f"s3://{s3_env['bucket']}/lake"
+    lake, records = evaluated_lake(url, n=6)
+    summary = build_db(Lake.open(url), out=tmp_path / "s3.duckdb")
+    assert summary["lake"] == url and summary["notices"] == []
+    assert summary["rows"]["metrics"] == lake.count("metrics") > 0
+    assert summary["rows"]["audio"] == 6
+    with connect(summary["db"]) as con:  # registers the lake's filesystem again
+        assert con.execute("SELECT count(*) FROM predictions").fetchall()[0][0] == \
+            lake.count("predictions")
+    # without the filesystem, the materialised table still answers; the view cannot
+    with duckdb.connect(summary["db"], read_only=True,
+                        config={"autoinstall_known_extensions": "false",
+                                "autoload_known_extensions": "false"}) as con:
+        assert con.execute("SELECT count(*) FROM metrics").fetchall()[0][0] > 0
+        with pytest.raises(duckdb.Error):
+            con.execute("SELECT count(*) FROM audio").fetchall()
+
+
+def test_lake_paths_are_quoted_and_globs_refused(tmp_path: Path) -> None:
+    odd = tmp_path / "it's a lake"
+    lake, _ = make_audio_lake(str(odd), n=2, human_labels=False)
+    summary = build_db(lake, out=tmp_path / "odd.duckdb")
+    assert summary["rows"]["audio"] == 2
+    globby, _ = make_audio_lake(str(tmp_path / "lake[1]"), n=1, human_labels=False)
+    with pytest.raises(DatabaseError, match="file pattern"):
+        lake_relation(globby, "audio")
+    assert "WHERE false" in empty_relation("splits")
+
+
+def test_cli_db_build(tmp_path: Path, lake_url: str) -> None:
+    from ser_pipeline.cli import app
+
+    evaluated_lake(lake_url, n=6)
+    out = tmp_path / "cli.duckdb"
+    result = CliRunner().invoke(app, ["db", "build", "--out", str(out), "--lake", lake_url,
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows"]["metrics"] == 24
+    result = CliRunner().invoke(app, ["db", "build", "--out", str(tmp_path / "e.duckdb"),
+                                      "--lake", str(tmp_path / "empty")])
+    assert result.exit_code == 0 and "notice" in result.output

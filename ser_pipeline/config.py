@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     lake: str = Field("./lake", description="Lake root: a local path or s3://bucket/prefix.")
     registry: str = Field("./registry", description="Model registry root: local path or s3://.")
     db: str = Field("./ser.duckdb", description="Analyst DuckDB file (always local).")
+    cache_dir: str = Field(
+        "~/.cache/ser-pipeline", description="Local cache of models fetched from the registry."
+    )
     s3_endpoint_url: str | None = Field(
         None,
         validation_alias=AliasChoices("SER_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
@@ -42,11 +45,32 @@ class Settings(BaseSettings):
     aws_region: str | None = Field(
         None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
     )
+    s3_max_attempts: int = Field(
+        5, ge=1, description="Attempts per S3 request (botocore 'standard' retries: 5xx, "
+        "throttling, connection errors and timeouts, with jittered backoff)."
+    )
+    s3_connect_timeout: float = Field(10.0, gt=0, description="S3 connect timeout (seconds).")
+    s3_read_timeout: float = Field(
+        60.0, gt=0, description="S3 read timeout (seconds): a stalled request is retried."
+    )
     dask_address: str | None = Field(None, description="tcp://host:port of a Dask scheduler.")
     max_workers: int = Field(2, ge=1, description="Bound on concurrent shard tasks.")
     shard_size: int = Field(64, ge=1, description="Files or clips per shard task.")
     max_duration_s: float = Field(
         3600.0, gt=0, description="Ingest quarantines files longer than this."
+    )
+
+    teacher: str | None = Field(
+        None, description="Production teacher spec (hf:/ensemble:/onnx:) used by relabel."
+    )
+    relabel_sources: list[str] = Field(
+        default_factory=list,
+        description="Where new audio arrives (local dirs or s3:// prefixes), JSON list.",
+    )
+    relabel_corpus: str = Field("incoming", description="Corpus name for relabelled audio.")
+    model_name: str = Field("ser-wav2small", description="Registry name of the production model.")
+    drift_threshold: float = Field(
+        0.25, gt=0, le=1, description="KS statistic above which relabel raises a drift event."
     )
 
     def s3_options(self) -> dict:
@@ -61,6 +85,13 @@ class Settings(BaseSettings):
             options["token"] = self.aws_session_token.get_secret_value()
         if self.aws_region:
             options["client_kwargs"] = {"region_name": self.aws_region}
+        # Bounded retries and timeouts: transient faults are retried, a dead endpoint fails
+        # with an error after a bounded time instead of hanging.
+        options["config_kwargs"] = {
+            "retries": {"max_attempts": self.s3_max_attempts, "mode": "standard"},
+            "connect_timeout": self.s3_connect_timeout,
+            "read_timeout": self.s3_read_timeout,
+        }
         return options
 
 

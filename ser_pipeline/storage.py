@@ -27,7 +27,9 @@ class StorageError(RuntimeError):
     """A storage root or file cannot be used; the message says which and why."""
 
 
-def filesystem_for(url: str, *, settings: Settings | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
+def filesystem_for(
+    url: str, *, settings: Settings | None = None
+) -> tuple[fsspec.AbstractFileSystem, str]:
     """The fsspec filesystem and root path inside it for ``url``."""
     settings = settings or get_settings()
     if url.startswith("s3://"):
@@ -169,29 +171,134 @@ class Storage:
                 if tmp and os.path.exists(tmp):
                     os.unlink(tmp)
             return True
-        if exclusive:
-            try:
-                self.fs.pipe_file(target, data, mode="create")
-            except FileExistsError:
-                return False
-            except OSError as error:  # precondition failure surfaces as an OSError
-                if "PreconditionFailed" in str(error) or "412" in str(error):
+        try:
+            if exclusive:
+                try:
+                    self.fs.pipe_file(target, data, mode="create")
+                except FileExistsError:
                     return False
-                raise
+                except OSError as error:  # precondition failure surfaces as an OSError
+                    if "PreconditionFailed" in str(error) or "412" in str(error):
+                        return False
+                    raise
+                return True
+            self.fs.pipe_file(target, data)
             return True
-        self.fs.pipe_file(target, data)
-        return True
+        except Exception as error:
+            raise _write_error(self.uri(relative), error) from error
 
-    def write_parquet(self, relative: str, table: pa.Table, *, exclusive: bool = False) -> bool:
-        """Write a Parquet file atomically (zstd, with the table's schema metadata)."""
+    def write_parquet(self, relative: str, table: pa.Table, *, exclusive: bool = False,
+                      compression: str | dict[str, str] = "zstd") -> bool:
+        """Write a Parquet file atomically (zstd unless ``compression`` says otherwise,
+        per column as pyarrow accepts it; with the table's schema metadata)."""
         buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression="zstd")
+        pq.write_table(table, buffer, compression=compression)
         return self.write_bytes(relative, buffer.getvalue(), exclusive=exclusive)
 
     def remove(self, relative: str) -> None:
         path = self.path(relative)
         if self.fs.exists(path):
             self.fs.rm(path, recursive=True)
+
+    # -- compare-and-swap (small mutable pointers such as a registry's latest alias) ------
+    def read_versioned(self, relative: str) -> tuple[bytes | None, str | None]:
+        """``(content, token)`` of a file, or ``(None, None)`` when it does not exist.
+
+        Pass the token to :meth:`replace_if_match`. On S3 it is the object's ETag; locally
+        the sha256 of the content.
+        """
+        if self.is_local:
+            try:
+                with open(self.path(relative), "rb") as handle:
+                    data = handle.read()
+            except FileNotFoundError:
+                return None, None
+            return data, _content_token(data)
+        try:
+            response = self.fs.call_s3("get_object", **self._bucket_key(relative))
+        except FileNotFoundError:
+            return None, None
+        body = response["Body"]
+        data = _run_sync(self.fs, body.read())
+        return data, response["ETag"]
+
+    def replace_if_match(self, relative: str, data: bytes, *, token: str | None,
+                         lease_s: float = 60.0) -> bool:
+        """Write ``data`` only if the file still has ``token`` (``None``: does not exist).
+
+        Returns whether the write happened; ``False`` means someone else changed the file
+        since it was read (read again and retry). On S3 this is a conditional PUT
+        (``If-Match: <etag>``). Locally, an ``flock`` on a sibling lock file serialises the
+        check and the atomic rename. Where an S3-compatible server rejects ``If-Match``,
+        a lock object is used instead (see :meth:`_replace_with_lock_object`).
+        """
+        if token is None:
+            return self.write_bytes(relative, data, exclusive=True)
+        if self.is_local:
+            import fcntl
+
+            target = self.path(relative)
+            lock_path = os.path.join(os.path.dirname(target),
+                                     f".tmp-lock-{os.path.basename(target)}")
+            with open(lock_path, "a+b") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    current, current_token = self.read_versioned(relative)
+                    if current_token != token:
+                        return False
+                    self.write_bytes(relative, data)
+                    return True
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+        try:
+            self.fs.call_s3("put_object", Body=data, IfMatch=token,
+                            **self._bucket_key(relative))
+            self.fs.invalidate_cache(self.path(relative))
+            return True
+        except OSError as error:
+            text = str(error)
+            if "PreconditionFailed" in text or "412" in text or "pre-conditions" in text \
+                    or "ConditionalRequestConflict" in text or "409" in text:
+                return False
+            if "NotImplemented" in text or "501" in text or "InvalidArgument" in text:
+                return self._replace_with_lock_object(relative, data, token=token,
+                                                      lease_s=lease_s)
+            raise
+
+    def _replace_with_lock_object(self, relative: str, data: bytes, *, token: str,
+                                  lease_s: float = 60.0) -> bool:
+        """Compare-and-swap for servers without ``If-Match``: a lock object with a lease.
+
+        ``<file>.lock`` is created with ``If-None-Match: *`` (create-if-absent) and holds
+        its expiry time. Holders check the token, write, and delete the lock. A lock older
+        than its lease (a crashed holder) is removed by the next writer. Returns ``False``
+        when the lock is held or the token changed: the caller re-reads and retries.
+        """
+        import json
+        import time
+
+        lock = f"{relative}.lock"
+        lease = json.dumps({"owner": uuid.uuid4().hex, "expires": time.time() + lease_s})
+        if not self.write_bytes(lock, lease.encode(), exclusive=True):
+            try:
+                held = json.loads(self.read_bytes(lock))
+            except (FileNotFoundError, ValueError):
+                return False
+            if held.get("expires", 0) < time.time():
+                self.remove(lock)  # the holder died; its lease has run out
+            return False
+        try:
+            _, current_token = self.read_versioned(relative)
+            if current_token != token:
+                return False
+            self.write_bytes(relative, data)
+            return True
+        finally:
+            self.remove(lock)
+
+    def _bucket_key(self, relative: str) -> dict:
+        bucket, _, key = self.path(relative).partition("/")
+        return {"Bucket": bucket, "Key": key}
 
     @contextmanager
     def local_copy(self, relative: str) -> Iterator[Path]:
@@ -205,3 +312,29 @@ class Storage:
             local = Path(tmp) / posixpath.basename(relative)
             self.fs.get(self.path(relative), str(local))
             yield local
+
+
+def _write_error(uri: str, error: Exception) -> OSError:
+    """An OSError naming the file for a failed S3 write (after s3fs/botocore retries).
+
+    botocore's connection errors are not OSErrors, and s3fs's translation keeps only the
+    server's message; callers that catch OSError get one that says which file failed.
+    """
+    if isinstance(error, OSError) and uri in str(error):
+        return error
+    code = error.errno if isinstance(error, OSError) and error.errno else 5  # EIO
+    return OSError(code, f"cannot write {uri} after retries ({type(error).__name__}: "
+                         f"{error}); check the endpoint, bucket and credentials")
+
+
+def _content_token(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _run_sync(fs: fsspec.AbstractFileSystem, coroutine):
+    """Finish an aiobotocore coroutine on s3fs's own event loop."""
+    from fsspec.asyn import sync
+
+    return sync(fs.loop, lambda: coroutine)

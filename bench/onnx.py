@@ -1,0 +1,183 @@
+"""ONNX benchmark: every student exported to fp32 + int8 and measured on one thread.
+
+For each student (random-init weights with a ridge-fitted head, so outputs vary with the
+input and the int8 parity check means something): parameters, fp32/int8 size, ms per 5 s
+clip on one ONNX Runtime thread (median), added peak RSS (fresh subprocess), GFLOP/s
+against one core's fp32 peak, int8 parity, and the same figures from the paper.
+
+Ratios are against baselines measured in the same run: int8 vs fp32 latency, ours vs the
+paper's ms, and added RSS vs an ONNX Runtime floor (a trivial one-op model).
+
+    .venv/bin/python bench/onnx.py [--students wav2small,...] [--repeats 30] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Run as a script, this file's folder is sys.path[0], and this file is named onnx.py:
+# drop that entry so `import onnx` finds the package, not this benchmark.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from lakes import synthetic_labels, synthetic_params, tone  # noqa: E402
+
+from ser_pipeline.export import export_model  # noqa: E402
+from ser_pipeline.onnx_model import cpu_peak_gflops, measure  # noqa: E402
+from ser_pipeline.students import build_student, count_parameters  # noqa: E402
+
+STUDENTS = ["wav2small", "wav2small-72k", "mobilenetv4-s", "mobilenetv4-m", "mobilenetv3-s",
+            "mobilenetv3-l"]
+#: The paper's figures (None where it gives none): params, int8 bytes, ms per 5 s, RAM MB.
+PAPER = {
+    "wav2small": (72_000, 120_000, 9.0, 9.0),
+    "wav2small-72k": (72_000, 120_000, 9.0, 9.0),
+    "mobilenetv4-s": (3_120_000, None, 5.0, 36.0),
+    "mobilenetv3-s": (None, None, 11.0, None),
+}
+
+
+def clips(n: int, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    signals, labels = [], []
+    for index in range(n):
+        params = synthetic_params(index, seed)
+        signals.append(tone(**params, seconds=float(rng.uniform(1.5, 3.0)), seed=seed + index))
+        labels.append(synthetic_labels(params))
+    return signals, np.asarray(labels)
+
+
+def fit_head(model: torch.nn.Module, signals, labels, *, ridge: float = 10.0) -> None:
+    head = [m for m in model.modules()
+            if isinstance(m, torch.nn.Linear) and m.out_features == 3][-1]
+    feats: list[torch.Tensor] = []
+    hook = head.register_forward_hook(lambda _m, args, _o: feats.append(args[0].detach()))
+    with torch.inference_mode():
+        for signal in signals:
+            model.eval()(torch.from_numpy(signal)[None])
+    hook.remove()
+    x, y = torch.cat(feats).double(), torch.tensor(labels)
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    z = (x - mean) / std
+    w = torch.linalg.solve(z.T @ z + ridge * len(z) * torch.eye(z.shape[1], dtype=z.dtype),
+                           z.T @ (y - y.mean(0)))
+    with torch.no_grad():
+        head.weight.copy_((w / std[:, None]).T.float())
+        head.bias.copy_((y.mean(0) - (mean / std) @ w).float())
+
+
+def ort_floor(work: Path, repeats: int) -> dict:
+    """RSS/latency of a one-op model: what ONNX Runtime costs before any real model."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["signal"], ["logits"], keepdims=1)], "floor",
+        [helper.make_tensor_value_info("signal", TensorProto.FLOAT, ["batch", "samples"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 1])])
+    path = work / "floor.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return measure(path, repeats=repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", default=",".join(STUDENTS))
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--json", default=None, help="also write the results here")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    calibration, cal_labels = clips(24, seed=1)
+    parity, _ = clips(24, seed=2)
+    peak = cpu_peak_gflops()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="ser-bench-onnx-") as tmp:
+        floor = ort_floor(Path(tmp), args.repeats)
+        for name in args.students.split(","):
+            torch.manual_seed(0)
+            model = build_student(name)
+            fit_head(model, calibration, cal_labels)
+            start = time.perf_counter()
+            result = export_model(
+                model, out_dir=Path(tmp) / name, calibration=calibration, parity_clips=parity,
+                metadata={"student": name, "labels": '["arousal","dominance","valence"]',
+                          "sample_rate": "16000"},
+                check=False, repeats=args.repeats, measure_candidates=True)
+            perf = result["performance"]
+            dynamic = next((c for c in result["quantization"]["candidates"]
+                            if c["method"] == "dynamic" and "error" not in c), None)
+            row = {
+                "student": name, "params": count_parameters(model),
+                "fp32_bytes": result["files"]["model.onnx"]["bytes"],
+                "int8_bytes": result["files"]["model.int8.onnx"]["bytes"],
+                "int8_method": result["quantization"]["chosen"],
+                "fp32_ms": perf["fp32"]["latency_ms"], "int8_ms": perf["int8"]["latency_ms"],
+                "fp32_rss_mb": perf["fp32"]["peak_rss_increase_mb"],
+                "int8_rss_mb": perf["int8"]["peak_rss_increase_mb"],
+                "gflop_per_clip": perf["gflop_per_clip"],
+                "fp32_gflops": perf["fp32"]["gflops_achieved"],
+                "fp32_fraction_of_peak": perf["fp32"]["fraction_of_fp32_peak"],
+                "parity_passed": result["parity"]["passed"],
+                "int8_ccc_min": min(result["parity"]["int8_vs_fp32"].values()),
+                "dynamic_int8_bytes": dynamic["bytes"] if dynamic else None,
+                "dynamic_int8_ccc_min": min(dynamic["ccc_vs_fp32"].values()) if dynamic else None,
+                "dynamic_int8_ms": dynamic["perf"]["latency_ms"] if dynamic else None,
+                "candidates": [{k: c.get(k) for k in ("method", "bytes", "passed",
+                                                      "ccc_vs_fp32", "error")}
+                               | {"ms": (c.get("perf") or {}).get("latency_ms")}
+                               for c in result["quantization"]["candidates"]],
+                "export_s": time.perf_counter() - start,
+            }
+            results.append(row)
+            print(f"done {name}: int8 {row['int8_ms']:.1f} ms, {row['int8_bytes']} B",
+                  file=sys.stderr)
+    print_table(results, floor, peak)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": results, "ort_floor": floor,
+                                               "cpu_peak": peak}, indent=2))
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_table(rows: list[dict], floor: dict, peak: dict) -> None:
+    print(f"\nONNX Runtime {__import__('onnxruntime').__version__}, one thread, 5 s clip; "
+          f"fp32 peak {peak['peak_gflops']:.1f} GFLOP/s ({peak['assumption']}, "
+          f"{peak['ghz']:.2f} GHz); ORT floor: {floor['peak_rss_increase_mb']:.1f} MB added "
+          f"RSS, {floor['latency_ms']:.3f} ms (one-op model, same run)\n")
+    header = ("| student | params | fp32 KB | int8 KB | int8 method | fp32 ms | int8 ms | "
+              "int8/fp32 speed | +RSS MB (int8) | +RSS over ORT floor | GFLOP/5s | "
+              "fp32 GFLOP/s (% peak) | int8 CCC min | paper params | paper int8 KB | "
+              "paper ms | paper RAM MB | int8 ms / paper ms | dynamic int8 ms |")
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for row in rows:
+        paper = PAPER.get(row["student"], (None, None, None, None))
+        print("| " + " | ".join([
+            row["student"], f"{row['params']:,}", f"{row['fp32_bytes'] / 1000:.1f}",
+            f"{row['int8_bytes'] / 1000:.1f}", row["int8_method"], f"{row['fp32_ms']:.1f}",
+            f"{row['int8_ms']:.1f}", f"{row['fp32_ms'] / row['int8_ms']:.2f}x",
+            f"{row['int8_rss_mb']:.1f}",
+            f"{row['int8_rss_mb'] - floor['peak_rss_increase_mb']:.1f}",
+            f"{row['gflop_per_clip']:.3f}",
+            f"{row['fp32_gflops']:.1f} ({100 * row['fp32_fraction_of_peak']:.0f}%)",
+            f"{row['int8_ccc_min']:.3f}" + ("" if row["parity_passed"] else " FAIL"),
+            _fmt(paper[0], ","), _fmt(paper[1] and paper[1] / 1000, ".0f"), _fmt(paper[2], ".0f"),
+            _fmt(paper[3], ".0f"),
+            _fmt(paper[2] and row["int8_ms"] / paper[2], ".2f"),
+            _fmt(row["dynamic_int8_ms"], ".1f"),
+        ]) + " |")
+
+
+if __name__ == "__main__":
+    main()

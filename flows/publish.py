@@ -1,0 +1,55 @@
+"""Prefect flow: export a run (fp32 + int8, parity-checked), then publish it.
+
+Two tasks, passing references only: ``export-run`` writes the ONNX files to a work folder
+and returns its path; ``publish-model`` reads ``export.json`` there and publishes. Parity
+failure raises in the export task, so the publish task never runs and the registry is
+unchanged. The library (:func:`ser_pipeline.registry.publish_run`) does the same without
+Prefect. The two tasks run in sequence, called directly (no task runner pool needed).
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+from prefect import flow, task
+
+from flows.common import publish_summary
+from ser_pipeline.config import get_settings
+from ser_pipeline.export import export_run
+from ser_pipeline.lake import Lake
+from ser_pipeline.registry import Registry
+from ser_pipeline.registry import publish_summary as manifest_summary
+
+
+@task(name="export-run", task_run_name="export-{run_id}")
+def export_task(lake: str, run_id: str, out_dir: str, calibration_clips: int) -> str:
+    export_run(Lake.open(lake), run_id, out_dir=out_dir, calibration_clips=calibration_clips)
+    return out_dir
+
+
+@task(name="publish-model", task_run_name="publish-{name}")
+def publish_task(out_dir: str, *, name: str, registry: str, version: int | None) -> dict:
+    manifest = Registry(registry).publish(out_dir, name=name, version=version)
+    return manifest_summary(manifest)
+
+
+@flow(name="publish")
+def publish_flow(
+    run_id: str,
+    name: str,
+    lake: str | None = None,
+    registry: str | None = None,
+    version: int | None = None,
+    calibration_clips: int = 32,
+) -> dict:
+    """Export ``run_id`` and publish it as ``name`` (next version unless ``version``).
+
+    Returns the publish summary (also the ``publish-<name>`` table artifact).
+    """
+    settings = get_settings(lake=lake, registry=registry)
+    Registry(settings.registry, settings=settings)  # a bad URL fails before the export
+    with tempfile.TemporaryDirectory(prefix="ser-export-") as out_dir:
+        path = export_task(settings.lake, run_id, out_dir, calibration_clips)
+        summary = publish_task(path, name=name, registry=settings.registry, version=version)
+    publish_summary(summary, key=f"publish-{name}", title=f"published {summary['uri']}")
+    return summary

@@ -1,0 +1,55 @@
+"""``ser predict``: arousal, dominance, valence for audio files."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ser_pipeline.cli.common import JsonOption, RegistryOption, app, console, fail, settings_for
+
+
+@app.command("predict")
+def predict_command(
+    model_uri: Annotated[str, typer.Argument(
+        help="registry://NAME[@VERSION|latest][#fp32] or a path to an .onnx file/folder.")],
+    inputs: Annotated[list[str], typer.Argument(help="Audio files or folders.")],
+    window_s: Annotated[float, typer.Option("--window-s", help="Window for long files.")] = 10.0,
+    overlap_s: Annotated[float, typer.Option("--overlap-s", help="Window overlap.")] = 2.0,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="ONNX Runtime threads.")] = 1,
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Predict A/D/V per file (exit code 1 if any file failed)."""
+    from ser_pipeline.onnx_model import OnnxModelError
+    from ser_pipeline.predict import predict_files
+    from ser_pipeline.registry import RegistryError
+
+    settings = settings_for(registry=registry)
+    try:
+        rows = predict_files(model_uri, inputs, settings=settings, registry=registry,
+                             window_s=window_s, overlap_s=overlap_s, threads=threads)
+    except (RegistryError, OnnxModelError, ValueError) as error:
+        fail(str(error))
+    if not rows:
+        fail(f"no audio files found in {', '.join(inputs)}")
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        table = Table(title=f"predictions ({model_uri})", header_style="bold")
+        for column in ("file", "arousal", "dominance", "valence", "seconds", "windows",
+                       "error"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            def cell(value: float | None) -> str:
+                return "-" if value is None else f"{value:.3f}"
+            table.add_row(row["file"], cell(row["arousal"]), cell(row["dominance"]),
+                          cell(row["valence"]),
+                          "-" if row["duration_s"] is None else f"{row['duration_s']:.1f}",
+                          str(row["n_windows"] or "-"), row["error"] or "")
+        console.print(table)
+    if any(row["error"] for row in rows):
+        raise typer.Exit(1)

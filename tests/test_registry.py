@@ -1,0 +1,268 @@
+"""Registry: publish/list/show/fetch on a local dir and on a real S3 server (moto)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+
+import duckdb
+import pytest
+from onnx_runs import exported, make_run  # noqa: F401
+from typer.testing import CliRunner
+
+from ser_pipeline.cli import app
+from ser_pipeline.config import Settings
+from ser_pipeline.onnx_model import OnnxModel, read_metadata
+from ser_pipeline.registry import (
+    IntegrityError,
+    ModelNotFoundError,
+    Registry,
+    RegistryError,
+    VersionExistsError,
+    resolve_model_uri,
+)
+from ser_pipeline.storage import Storage
+
+
+@pytest.fixture(params=["local", "s3"])
+def registry_url(request, tmp_path) -> str:
+    if request.param == "s3":
+        env = request.getfixturevalue("s3_env")
+        return f"s3://{env['bucket']}/registry"
+    return str(tmp_path / "registry")
+
+
+def _registry(url: str, tmp_path) -> Registry:
+    return Registry(url, settings=Settings(registry=url, db=str(tmp_path / "ser.duckdb"),
+                                           cache_dir=str(tmp_path / "cache")))
+
+
+def _files(registry: Registry) -> set[str]:
+    fs, root = registry.storage.fs, registry.storage.root
+    fs.invalidate_cache()
+    return {p for p in fs.find(root)} if fs.exists(root) else set()
+
+
+def test_publish_list_show_fetch_round_trip(exported, registry_url, tmp_path):  # noqa: F811
+    registry = _registry(registry_url, tmp_path)
+    manifest = registry.publish(exported["result"], name="toy-w2s")
+    assert manifest["version"] == 1 and manifest["uri"] == "registry://toy-w2s@1"
+    assert registry.show("toy-w2s") == {k: v for k, v in manifest.items() if k != "db"}
+    folder = "models/toy-w2s/1"
+    assert set(registry.storage.list(folder)) == {f"{folder}/{n}" for n in (
+        "model.onnx", "model.int8.onnx", "model.yaml", "manifest.json")}
+    for name, info in manifest["files"].items():
+        data = registry.storage.read_bytes(f"{folder}/{name}")
+        assert len(data) == info["bytes"]
+        import hashlib
+        assert hashlib.sha256(data).hexdigest() == info["sha256"]
+    assert manifest["license"]["id"] == "cc-by-nc-sa-4.0" and manifest["warnings"]
+    assert manifest["teacher"]["weights_sha256"] == "ab" * 32
+    assert manifest["lake_snapshot"] == "snapshot-test" and manifest["git_sha"] == "0123abc"
+    assert manifest["ccc"][0]["source"] == "run.best_dev_ccc"
+    assert manifest["ccc"][0]["valence"] == 0.43
+    assert manifest["input"]["name"] == "signal" and manifest["output"]["labels"] == [
+        "arousal", "dominance", "valence"]
+    assert manifest["packages"]["onnxruntime"]
+    # a second publish: version 2, latest moves
+    registry.publish(exported["result"], name="toy-w2s")
+    rows = registry.list_models()
+    assert [(r["name"], r["version"], r["latest"]) for r in rows] == [
+        ("toy-w2s", 1, False), ("toy-w2s", 2, True)]
+    path = resolve_model_uri("registry://toy-w2s", settings=registry.settings,
+                             registry=registry_url)
+    assert path.name == "model.int8.onnx" and "/toy-w2s/2/" in str(path)
+    assert read_metadata(path)["manifest_hash"] == manifest["manifest_hash"]
+    fp32 = resolve_model_uri("registry://toy-w2s@1#fp32", settings=registry.settings,
+                             registry=registry_url)
+    assert fp32.name == "model.onnx" and OnnxModel(fp32).labels[0] == "arousal"
+    # DuckDB models table
+    with duckdb.connect(str(tmp_path / "ser.duckdb")) as con:
+        versions = con.execute("SELECT CAST(version AS INTEGER) FROM models "
+                               "WHERE name = 'toy-w2s' ORDER BY 1").fetchall()
+    assert versions == [(1,), (2,)]
+
+
+def test_existing_version_is_an_error_and_changes_nothing(exported, registry_url,  # noqa: F811
+                                                           tmp_path):
+    registry = _registry(registry_url, tmp_path)
+    registry.publish(exported["result"], name="m", version=3, record_db=False)
+    before = {p: registry.storage.fs.cat_file(p) for p in _files(registry)
+              if not p.rsplit("/", 1)[-1].startswith(".tmp-")}
+    with pytest.raises(VersionExistsError, match="m@3 already exists"):
+        registry.publish(exported["result"], name="m", version=3, record_db=False)
+    after = {p: registry.storage.fs.cat_file(p) for p in _files(registry)
+             if not p.rsplit("/", 1)[-1].startswith(".tmp-")}
+    assert after == before
+
+
+class _DiesBeforeManifest(Registry):
+    def _write_manifest(self, folder, manifest):
+        raise OSError("simulated crash after the model files, before the manifest")
+
+
+class _ChecksManifestFirst(Registry):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seen: list[bool] = []
+
+    def _update_latest(self, name, version, manifest):
+        self.seen.append(self.storage.exists(f"models/{name}/{version}/manifest.json"))
+        return super()._update_latest(name, version, manifest)
+
+
+def test_interrupted_publish_is_invisible_and_latest_unchanged(exported, registry_url,  # noqa: F811
+                                                               tmp_path):
+    good = _registry(registry_url, tmp_path)
+    good.publish(exported["result"], name="m", record_db=False)
+    crashing = _DiesBeforeManifest(registry_url, settings=good.settings)
+    with pytest.raises(RegistryError, match="cannot be written"):
+        crashing.publish(exported["result"], name="m", record_db=False)
+    assert good.storage.exists("models/m/2/model.onnx")  # the files did land...
+    assert [r["version"] for r in good.list_models()] == [1]  # ...but are invisible
+    assert json.loads(good.storage.read_bytes("models/m/latest.json"))["version"] == 1
+    with pytest.raises(ModelNotFoundError):
+        good.show("m", 2)
+    with pytest.raises(VersionExistsError, match="interrupted"):
+        good.publish(exported["result"], name="m", version=2, record_db=False)
+    checker = _ChecksManifestFirst(registry_url, settings=good.settings)
+    assert checker.publish(exported["result"], name="m", record_db=False)["version"] == 3
+    assert checker.seen == [True]  # latest moved only once the manifest existed
+    assert good.latest_version("m") == 3
+
+
+def test_concurrent_publishes_give_two_complete_versions(exported, registry_url,  # noqa: F811
+                                                         tmp_path):
+    registry = _registry(registry_url, tmp_path)
+    results, errors = [], []
+
+    def publish():
+        try:
+            results.append(Registry(registry_url, settings=registry.settings).publish(
+                exported["result"], name="race", record_db=False)["version"])
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=publish) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and sorted(results) == [1, 2]
+    assert registry.versions("race") == [1, 2]
+    assert registry.latest_version("race") == 2
+    for version in (1, 2):
+        assert len(registry.show("race", version)["files"]) == 3
+
+
+def test_sha_mismatch_is_detected(exported, registry_url, tmp_path):  # noqa: F811
+    registry = _registry(registry_url, tmp_path)
+    registry.publish(exported["result"], name="m", record_db=False)
+    folder, manifest = registry.fetch("m")
+    # a corrupted cache is repaired from the registry
+    (folder / "model.int8.onnx").write_bytes(b"garbage")
+    folder, _ = registry.fetch("m")
+    assert OnnxModel(folder / "model.int8.onnx")
+    # a corrupted registry file is a hard error naming it
+    registry.storage.write_bytes("models/m/1/model.int8.onnx", b"tampered bytes")
+    (folder / "model.int8.onnx").write_bytes(b"stale")
+    with pytest.raises(IntegrityError, match="model.int8.onnx"):
+        resolve_model_uri("registry://m@1", settings=registry.settings, registry=registry_url)
+
+
+def test_names_are_validated(exported, registry_url, tmp_path):  # noqa: F811
+    registry = _registry(registry_url, tmp_path)
+    for bad in ("../evil", "/abs", "a/b", "..", ""):
+        with pytest.raises(ValueError):
+            registry.publish(exported["result"], name=bad, record_db=False)
+    with pytest.raises(ValueError):
+        resolve_model_uri("registry://../../etc", settings=registry.settings,
+                          registry=registry_url)
+    assert registry.names() == []
+    with pytest.raises(ModelNotFoundError, match="not found"):
+        registry.show("nope")
+
+
+def test_parity_failure_blocks_publish(exported, registry_url, tmp_path):  # noqa: F811
+    registry = _registry(registry_url, tmp_path)
+    failed = copy.deepcopy(exported["result"])
+    failed["parity"]["passed"] = False
+    with pytest.raises(RegistryError, match="parity did not pass"):
+        registry.publish(failed, name="m", record_db=False)
+    assert registry.names() == []
+
+
+def test_cli_publish_list_show_and_parity_gate(tmp_path, monkeypatch):
+    monkeypatch.setenv("SER_DB", str(tmp_path / "ser.duckdb"))
+    monkeypatch.setenv("SER_CACHE_DIR", str(tmp_path / "cache"))
+    registry = str(tmp_path / "registry")
+    lake, run_id, records = make_run(str(tmp_path / "lake"), n=24, n_dev=10)
+    make_run("", run_id="tampered-run", outlier=3000.0, n_dev=10, lake=lake, records=records)
+    runner = CliRunner()
+    bad = runner.invoke(app, ["publish", "--run", "tampered-run", "--name", "toy", "--lake",
+                              lake.url, "--registry", registry, "--engine", "local"])
+    assert bad.exit_code == 2 and "parity failed" in bad.output
+    assert Registry(registry).names() == []
+    ok = runner.invoke(app, ["publish", "--run", run_id, "--name", "toy", "--lake", lake.url,
+                             "--registry", registry, "--engine", "local", "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["uri"] == "registry://toy@1"
+    listed = runner.invoke(app, ["models", "list", "--registry", registry, "--json"])
+    assert [m["version"] for m in json.loads(listed.stdout)["models"]] == [1]
+    shown = runner.invoke(app, ["models", "show", "toy@1", "--registry", registry, "--json"])
+    assert json.loads(shown.stdout)["run_id"] == run_id
+    missing = runner.invoke(app, ["models", "show", "nope", "--registry", registry])
+    assert missing.exit_code == 2 and "not found" in missing.output
+
+
+def test_unwritable_registry_is_a_clear_error_without_secrets(exported, s3_env,  # noqa: F811
+                                                              tmp_path):
+    settings = Settings(db=str(tmp_path / "db"), cache_dir=str(tmp_path / "c"))
+    registry = Registry("s3://no-such-bucket-ser/reg", settings=settings)
+    with pytest.raises(RegistryError, match="cannot be written") as caught:
+        registry.publish(exported["result"], name="m", record_db=False)
+    assert "testing-secret-key" not in str(caught.value)
+    ok = Registry(f"s3://{s3_env['bucket']}/r", settings=settings)
+    manifest = ok.publish(exported["result"], name="m", record_db=False)
+    assert "testing-secret-key" not in json.dumps(manifest)
+    assert "testing-key-id" not in json.dumps(manifest)
+
+
+def test_lock_object_compare_and_swap_on_s3(s3_env):
+    storage = Storage(f"s3://{s3_env['bucket']}/cas")
+    storage.write_bytes("alias.json", b"1")
+    _, token = storage.read_versioned("alias.json")
+    assert storage._replace_with_lock_object("alias.json", b"2", token=token)
+    assert not storage._replace_with_lock_object("alias.json", b"3", token=token)  # stale
+    assert storage.read_bytes("alias.json") == b"2" and not storage.exists("alias.json.lock")
+    storage.write_bytes("alias.json.lock", b'{"expires": 0}')  # a dead holder's lock
+    _, token = storage.read_versioned("alias.json")
+    assert not storage._replace_with_lock_object("alias.json", b"4", token=token)  # clears
+    assert storage._replace_with_lock_object("alias.json", b"4", token=token)
+
+
+def test_audonnx_loads_a_published_folder(exported, tmp_path):  # noqa: F811
+    audonnx = pytest.importorskip("audonnx")  # in the test extra; skipped only if absent
+    import numpy as np
+
+    registry = _registry(str(tmp_path / "registry"), tmp_path)
+    registry.publish(exported["result"], name="m", record_db=False)
+    folder, _ = registry.fetch("m")
+    model = audonnx.load(str(folder))
+    assert model.outputs["logits"].labels == ["arousal", "dominance", "valence"]
+    signal = exported["records"][0]["signal"][None, :]
+    got = model.sess.run(["logits"], {"signal": signal})[0]
+    np.testing.assert_allclose(got, OnnxModel(folder / "model.onnx").run(signal), atol=1e-6)
+
+
+def test_publish_flow(exported, prefect_harness, tmp_path, monkeypatch):  # noqa: F811
+    from flows.publish import publish_flow
+
+    monkeypatch.setenv("SER_DB", str(tmp_path / "ser.duckdb"))
+    registry = str(tmp_path / "registry")
+    summary = publish_flow(run_id=exported["run_id"], name="flowed",
+                           lake=exported["lake"].url, registry=registry,
+                           calibration_clips=4)
+    assert summary["uri"] == "registry://flowed@1"
+    assert Registry(registry).latest_version("flowed") == 1

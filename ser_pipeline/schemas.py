@@ -97,29 +97,37 @@ SPLITS = pa.schema(
     ]
 )
 
+# One row per (model, clip): written by ``ser evaluate``. ``model_key`` identifies the
+# prediction function (weights + windowing); analysts join ``splits`` for the split.
 PREDICTIONS = pa.schema(
     [
-        ("eval_id", pa.string()),
-        ("model", pa.string()),
+        ("model_key", pa.string()),
+        ("model", pa.string()),  # run id, registry name@version or ONNX file name
+        ("run_id", pa.string()),
         ("audio_id", pa.string()),
         ("corpus", pa.string()),
-        ("split", pa.string()),
         ("arousal", pa.float64()),
         ("dominance", pa.float64()),
         ("valence", pa.float64()),
+        ("n_windows", pa.int32()),
         ("predicted_at", _ts),
     ]
 )
 
+# One row per (model, teacher, corpus, split, reference, dimension) and evaluation.
+# Undefined metrics (n < 2, constant inputs) are NULL, never NaN.
 METRICS = pa.schema(
     [
-        ("eval_id", pa.string()),
-        ("model", pa.string()),  # run id or registry name@version
+        ("eval_id", pa.string()),  # hash of model identity + the exact data scored
+        ("model", pa.string()),  # run id, registry name@version or ONNX file name
+        ("model_key", pa.string()),
+        ("model_format", pa.string()),  # torch | onnx
         ("run_id", pa.string()),
         ("student", pa.string()),
-        ("teacher_id", pa.string()),
+        ("teacher_id", pa.string()),  # reference teacher (human rows: the model's teacher)
         ("corpus", pa.string()),
-        ("split", pa.string()),
+        ("split", pa.string()),  # dev | test | ... | all (corpus without splits)
+        ("split_name", pa.string()),
         ("reference", pa.string()),  # teacher | human
         ("dimension", pa.string()),  # arousal | dominance | valence
         ("ccc", pa.float64()),
@@ -132,6 +140,31 @@ METRICS = pa.schema(
     ]
 )
 
+# Written by ser_pipeline.drift (relabel drift checks). NOTE: restored from drift.py's row
+# keys after a concurrent edit of this file dropped the original definition; its owner
+# should confirm the types.
+DRIFT = pa.schema(
+    [
+        ("report_id", pa.string()),
+        ("label_run_id", pa.string()),
+        ("teacher_id", pa.string()),
+        ("model", pa.string()),
+        ("dimension", pa.string()),
+        ("new_n", pa.int64()),
+        ("new_mean", pa.float64()),
+        ("new_std", pa.float64()),
+        ("ref_n", pa.int64()),
+        ("ref_mean", pa.float64()),
+        ("ref_std", pa.float64()),
+        ("ks", pa.float64()),
+        ("student_ccc", pa.float64()),
+        ("student_mae", pa.float64()),
+        ("exceeded", pa.bool_()),
+        ("threshold", pa.float64()),
+        ("created_at", _ts),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "audio": AUDIO,
     "human_labels": HUMAN_LABELS,
@@ -140,4 +173,5 @@ TABLES: dict[str, pa.Schema] = {
     "splits": SPLITS,
     "predictions": PREDICTIONS,
     "metrics": METRICS,
+    "drift": DRIFT,
 }

@@ -1,0 +1,132 @@
+"""``ser distill``: the whole pipeline as one Prefect flow run (what ``make demo`` runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ser_pipeline.cli.common import (
+    JsonOption,
+    LakeOption,
+    RegistryOption,
+    app,
+    console,
+    emit,
+    fail,
+)
+
+
+@app.command("distill")
+def distill_command(
+    sources: Annotated[list[str] | None, typer.Argument(
+        help="Corpus folders or s3:// prefixes. None: the embedded demo corpus.")] = None,
+    corpus: Annotated[str, typer.Option(help="Corpus name in the lake.")] = "demo",
+    recipe: Annotated[str, typer.Option(help="Ingest recipe for the sources.")] = "csv",
+    teacher: Annotated[str, typer.Option(
+        help="Teacher spec (hf:, ensemble:, onnx:) or 'demo' (tiny, fine-tuned here).")] = "demo",
+    student: Annotated[list[str] | None, typer.Option(
+        "--student", help="Student to train (repeatable). Default: wav2small, mobilenetv4-s.",
+    )] = None,
+    max_steps: Annotated[int, typer.Option(help="Optimiser steps per student.")] = 1500,
+    seed: Annotated[int, typer.Option(help="Seed for splits, init and data order.")] = 0,
+    min_ccc: Annotated[float, typer.Option(
+        help="Publish gate: minimum mean dev CCC against the teacher.")] = 0.5,
+    name: Annotated[str, typer.Option(
+        "--name", help="Registry name prefix (<name>-<student>).")] = "ser",
+    db: Annotated[str | None, typer.Option(help="Analyst DuckDB file.")] = None,
+    report_html: Annotated[str, typer.Option(
+        "--report-html", help="HTML report to write ('' for none).")] = "report.html",
+    demo_dir: Annotated[str, typer.Option(help="Where the demo corpus/teacher live.")] = "demo",
+    dask_address: Annotated[str | None, typer.Option(
+        "--dask-address", envvar="SER_DASK_ADDRESS", help="Dask scheduler for shards/tasks.",
+    )] = None,
+    lake: LakeOption = None,
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest, label, train, evaluate, publish and refresh the analyst DB in one flow run."""
+    from flows.distill import distill_flow, stage_counts
+    from ser_pipeline.distill import DistillError
+    from ser_pipeline.teacher import TeacherError
+
+    try:
+        summary = distill_flow(
+            sources=sources or None, corpus=corpus, recipe=recipe, teacher=teacher,
+            students=student or None, max_steps=max_steps, seed=seed, min_ccc=min_ccc,
+            publish_name=name, lake=lake, registry=registry, db=db,
+            report_html=report_html or None, demo_dir=demo_dir, dask_address=dask_address,
+        )
+    except (DistillError, TeacherError) as error:
+        fail(str(error))
+    predictions = []
+    if not sources:
+        predictions = _demo_predictions(summary, demo_dir=demo_dir, registry=registry)
+        summary["demo_predictions"] = predictions
+    if as_json:
+        emit(summary, title="distill", as_json=True)
+        return
+    emit(stage_counts(summary), title="Distillation: new work per stage", as_json=False)
+    _print_outcomes(summary)
+    _print_leaderboard(summary, db=db, lake=lake)
+    if predictions:
+        table = Table(title="ser predict on two demo files")
+        for column in ("file", "arousal", "dominance", "valence"):
+            table.add_column(column)
+        for row in predictions:
+            table.add_row(Path(row["file"]).name,
+                          *(f"{row.get(k, float('nan')):.3f}" for k in ("arousal", "dominance",
+                                                                        "valence")))
+        console.print(table)
+    if summary.get("report_html"):
+        console.print(f"report: {summary['report_html']}")
+
+
+def _print_outcomes(summary: dict) -> None:
+    table = Table(title="Students")
+    for column in ("student", "run", "published", "why"):
+        table.add_column(column, overflow="fold")
+    for student, run_id in summary["runs"].items():
+        outcome = summary["published"].get(student, {})
+        version = f" v{outcome['version']}" if outcome.get("version") else ""
+        table.add_row(student, run_id, f"{outcome.get('published')}{version}",
+                      str(outcome.get("reason", "")))
+    console.print(table)
+
+
+def _print_leaderboard(summary: dict, *, db: str | None, lake: str | None) -> None:
+    from ser_pipeline.config import get_settings
+    from ser_pipeline.reports import run_report
+
+    settings = get_settings(lake=lake, db=db)
+    # The demo corpus has no test split; dev is what the gate and the report use.
+    columns, rows = run_report(settings.db, "leaderboard", params={"split": "dev"},
+                               settings=settings)
+    shown = ["student", "reference", "split", "ccc_mean", "ccc_arousal", "ccc_dominance",
+             "ccc_valence", "n", "model_params"]
+    table = Table(title=f"Leaderboard: dev CCC ({settings.db})")
+    for column in shown:
+        table.add_column(column.replace("ccc_", "CCC "), overflow="fold")
+    for row in rows:
+        record = dict(zip(columns, row, strict=True))
+        table.add_row(*(f"{record[c]:.3f}" if isinstance(record[c], float) else str(record[c])
+                        for c in shown))
+    console.print(table)
+
+
+def _demo_predictions(summary: dict, *, demo_dir: str, registry: str | None) -> list[dict]:
+    """Run the published demo student on two demo files: the last step of ``make demo``."""
+    from ser_pipeline.predict import predict_files
+
+    published = [(student, p) for student, p in summary["published"].items()
+                 if p.get("name") or p.get("published")]
+    if not published:
+        return []
+    student, outcome = published[0]
+    name = outcome.get("name") or f"ser-{student}"
+    files = sorted(p for p in (Path(demo_dir) / "corpus").rglob("*")
+                   if p.suffix in {".wav", ".flac", ".ogg"})[:2]
+    return predict_files(f"registry://{name}@latest", [str(f) for f in files],
+                         registry=registry)

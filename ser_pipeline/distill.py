@@ -1,0 +1,138 @@
+"""End-to-end distillation: demo defaults, pre-flight checks and the skip rules.
+
+The distill flow chains the stages; this module holds the decisions the flow needs so the
+flow stays wiring:
+
+- ``prepare_demo_corpus`` / ``prepare_demo_teacher`` build the embedded demo (an espeak-ng
+  corpus, and a tiny teacher fine-tuned on its human labels, as the paper built its teacher).
+- ``preflight`` fails a run early, in seconds, when a source or the teacher is missing,
+  rather than after hours of work.
+- ``find_completed_run`` and ``published_for_run`` make training and publishing incremental:
+  a re-run with the same inputs reuses the finished run and the published version.
+- ``quality_gate`` decides which students are published.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ser_pipeline.config import Settings, get_settings
+from ser_pipeline.lake import Lake
+from ser_pipeline.runs import list_runs, read_run_meta
+from ser_pipeline.storage import Storage
+
+DEMO = "demo"
+DEMO_STUDENTS = ("wav2small", "mobilenetv4-s")
+FINISHED = ("completed", "early_stopped")
+
+
+class DistillError(ValueError):
+    """A distill run cannot start; the message says what to fix."""
+
+
+def prepare_demo_corpus(workdir: str | Path = DEMO, *, n: int = 120, seed: int = 0) -> str:
+    """Synthesize the demo corpus under ``<workdir>/corpus`` unless it is already there."""
+    from ser_pipeline.demo_corpus import make_demo_corpus
+
+    corpus = Path(workdir) / "corpus"
+    if not (corpus / "labels.csv").exists():
+        make_demo_corpus(str(corpus), n=n, seed=seed)
+    return str(corpus)
+
+
+def prepare_demo_teacher(
+    lake: Lake, *, workdir: str | Path = DEMO, corpus: str = DEMO, seed: int = 0,
+    steps: int = 300,
+) -> tuple[str, dict[str, Any] | None]:
+    """A tiny teacher fine-tuned on the demo corpus's human labels (built once, reused).
+
+    Returns the ``hf:`` spec and the fine-tuning summary (``None`` when it already existed).
+    """
+    from ser_pipeline.teacher import finetune_teacher, init_teacher
+
+    base = Path(workdir) / "teacher-base"
+    tuned = Path(workdir) / "teacher"
+    if (tuned / "config.json").exists():
+        return f"hf:{tuned}", None
+    if not (base / "config.json").exists():
+        init_teacher(base, arch="wav2vec2", size="tiny", seed=seed)
+    summary = finetune_teacher(lake, teacher=f"hf:{base}", corpus=corpus, out=tuned,
+                               steps=steps, seed=seed, train_top_layers=0)
+    return f"hf:{tuned}", summary
+
+
+def preflight(*, sources: list[str], teacher: str | None, settings: Settings | None = None,
+              ) -> None:
+    """Check that every source exists and the teacher loads, before any work starts."""
+    from ser_pipeline.teacher import load_teacher
+
+    settings = settings or get_settings()
+    for source in sources:
+        try:
+            present = Storage(source, settings=settings).isdir("")
+        except Exception as error:  # noqa: BLE001 - any backend failure is reported the same way
+            raise DistillError(f"source {source!r} cannot be opened: {error}") from None
+        if not present:
+            raise DistillError(
+                f"source {source!r} does not exist or is not a folder: fix the path, or omit "
+                "sources to use the demo corpus"
+            )
+    if teacher and teacher != DEMO:
+        load_teacher(teacher)  # raises TeacherError with a one-line fix
+
+
+def find_completed_run(
+    lake: Lake, *, student: str, teacher_id: str, seed: int, hyperparams: dict[str, Any],
+) -> str | None:
+    """A finished run of ``student`` on exactly the current data and settings, if any.
+
+    "Exactly" means the same teacher, seed and requested hyper-parameters, and the same lake
+    snapshot (audio, teacher label and split part files): new data means a new run.
+    """
+    snapshot = {table: lake.parts(table) for table in ("audio", "teacher_labels", "splits")}
+    for run_id in reversed(list_runs(lake)):
+        try:
+            meta = read_run_meta(lake, run_id)
+        except Exception:  # noqa: BLE001 - a half-written run folder is simply not a match
+            continue
+        if (meta.get("student") != student or meta.get("teacher_id") != teacher_id
+                or meta.get("seed") != seed or meta.get("status") not in FINISHED
+                or not meta.get("best_checkpoint")):
+            continue
+        recorded = meta.get("hyperparams") or {}
+        if any(recorded.get(key) != value for key, value in hyperparams.items()):
+            continue
+        if {k: sorted(v) for k, v in (meta.get("lake_snapshot") or {}).items()} != {
+                k: sorted(v) for k, v in snapshot.items()}:
+            continue
+        return run_id
+    return None
+
+
+def published_for_run(registry_url: str | None, *, name: str, run_id: str,
+                      settings: Settings | None = None) -> dict[str, Any] | None:
+    """The registry entry already published from ``run_id`` under ``name``, if any."""
+    from ser_pipeline.registry import ModelNotFoundError, Registry
+
+    registry = Registry(registry_url, settings=settings)
+    try:
+        versions = registry.list_models(name)
+    except ModelNotFoundError:
+        return None
+    return next((entry for entry in versions if entry.get("run_id") == run_id), None)
+
+
+def quality_gate(results: list[dict[str, Any]], *, min_ccc: float) -> tuple[bool, str]:
+    """Pass when the mean dev CCC against the teacher over A/D/V reaches ``min_ccc``.
+
+    ``results`` are an evaluate summary's wide rows (``reference``, ``split``,
+    ``ccc_<dimension>``, ``ccc_mean``).
+    """
+    dev = [row for row in results if row.get("reference") == "teacher"
+           and row.get("split") == "dev" and row.get("ccc_mean") is not None]
+    if not dev:
+        return False, "no complete dev CCC against the teacher"
+    mean = min(row["ccc_mean"] for row in dev)
+    verdict = "passes" if mean >= min_ccc else "is below"
+    return mean >= min_ccc, f"mean dev CCC vs teacher {mean:.3f} {verdict} the gate {min_ccc}"

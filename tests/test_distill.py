@@ -1,0 +1,82 @@
+"""The end-to-end distill flow on a real Dask LocalCluster, and its incremental re-run."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+from lakes import synthetic_labels, synthetic_params, tone
+
+from ser_pipeline.distill import DistillError, preflight, quality_gate
+from ser_pipeline.lake import Lake
+from ser_pipeline.registry import Registry
+
+
+def _corpus(root: Path, n: int = 24) -> Path:
+    root.mkdir(parents=True)
+    with open(root / "labels.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "arousal", "dominance", "valence", "speaker"])
+        for index in range(n):
+            params = synthetic_params(index, seed=7)
+            sf.write(root / f"clip{index:03d}.wav",
+                     tone(**params, seconds=1.0 + (index % 4) * 0.3, seed=index), 16000)
+            writer.writerow([f"clip{index:03d}.wav", *synthetic_labels(params),
+                             f"spk{index % 6}"])
+    return root
+
+
+def test_preflight_fails_fast_on_missing_source_and_teacher(tmp_path):
+    with pytest.raises(DistillError, match="does not exist"):
+        preflight(sources=[str(tmp_path / "nope")], teacher=None)
+    from ser_pipeline.teacher import TeacherError
+
+    with pytest.raises(TeacherError):
+        preflight(sources=[], teacher=f"hf:{tmp_path / 'no-model'}")
+
+
+def test_quality_gate_uses_the_weakest_dev_result():
+    rows = [{"reference": "teacher", "split": "dev", "ccc_mean": 0.8},
+            {"reference": "human", "split": "dev", "ccc_mean": 0.1},
+            {"reference": "teacher", "split": "test", "ccc_mean": 0.1}]
+    assert quality_gate(rows, min_ccc=0.7)[0]
+    assert not quality_gate(rows, min_ccc=0.9)[0]
+    assert not quality_gate([], min_ccc=0.0)[0]
+
+
+@pytest.mark.slow
+def test_distill_on_dask_then_rerun_does_no_repeated_work(tmp_path, prefect_harness):
+    from distributed import LocalCluster
+
+    from flows.distill import distill_flow, stage_counts
+    from ser_pipeline.teacher import init_teacher
+
+    corpus = _corpus(tmp_path / "corpus")
+    teacher = f"hf:{init_teacher(tmp_path / 'teacher', size='tiny', seed=1)}"
+    options = dict(sources=[str(corpus)], corpus="toy", recipe="csv", teacher=teacher,
+                   students=["wav2small"], max_steps=30, crop_s=1.0, min_ccc=-1.0,
+                   publish_name="toy", lake=str(tmp_path / "lake"),
+                   registry=str(tmp_path / "registry"), db=str(tmp_path / "ser.duckdb"),
+                   report_html=str(tmp_path / "report.html"))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster:
+        first = distill_flow(**options, dask_address=cluster.scheduler_address)
+    counts = stage_counts(first)
+    assert counts["ingested"] == 24 and counts["labeled"] == 24 and counts["trained"] == 1
+    assert counts["metrics_rows_written"] > 0
+    outcome = first["published"]["wav2small"]
+    assert outcome["published"], outcome
+    assert Registry(str(tmp_path / "registry")).show("toy-wav2small")["version"] == 1
+    assert Path(first["report_html"]).read_text().count("data:image/png;base64,") >= 1
+    assert (tmp_path / "ser.duckdb").exists()
+
+    second = distill_flow(**options)  # default thread-pool runner
+    assert stage_counts(second) == {"ingested": 0, "labeled": 0, "trained": 0,
+                                    "metrics_rows_written": 0, "published": 0}
+    assert second["runs"] == first["runs"]
+    assert second["published"]["wav2small"]["reason"] == "already published"
+    lake = Lake.open(str(tmp_path / "lake"))
+    labels = lake.read("teacher_labels", columns=["audio_id"]).column("audio_id").to_pylist()
+    assert len(labels) == len(set(labels)) == 24

@@ -76,7 +76,9 @@ def load_checkpoint(lake: Lake, path: str) -> dict:
     try:
         return load(lake.storage.read_bytes(path))
     except SafetensorError as error:
-        raise RunError(f"{lake.storage.uri(path)} is not a valid safetensors file: {error}") from None
+        raise RunError(
+            f"{lake.storage.uri(path)} is not a valid safetensors file: {error}"
+        ) from None
 
 
 def load_run_model(lake: Lake, run_id: str, *, which: str = "best"):

@@ -13,7 +13,41 @@ for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as error:
+        if not _is_storage_error(error):
+            raise
+        # Storage that stays unreachable after the bounded retries (settings.s3_*): one
+        # line instead of a traceback. Finished shards are kept, so re-running is safe.
+        from rich.markup import escape
+
+        from ser_pipeline.cli.common import err_console
+        from ser_pipeline.registry import redact
+
+        err_console.print(
+            f"[bold red]error:[/] storage failed after retries ({type(error).__name__}: "
+            f"{escape(redact(str(error), app_settings()))}); check the endpoint "
+            "(SER_S3_ENDPOINT_URL), bucket and credentials, then run the same command "
+            "again: completed work is kept", highlight=False, soft_wrap=True, markup=True)
+        raise SystemExit(1) from None
+
+
+def _is_storage_error(error: BaseException) -> bool:
+    try:
+        from botocore.exceptions import BotoCoreError
+    except ImportError:  # pragma: no cover - botocore comes with s3fs
+        BotoCoreError = ()  # noqa: N806
+    return isinstance(error, (OSError, BotoCoreError))
+
+
+def app_settings():
+    from ser_pipeline.config import get_settings
+
+    try:
+        return get_settings()
+    except Exception:  # noqa: BLE001 - only used to redact a message
+        return None
 
 
 __all__ = ["app", "main"]

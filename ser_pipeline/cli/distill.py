@@ -28,12 +28,12 @@ def distill_command(
     teacher: Annotated[str, typer.Option(
         help="Teacher spec (hf:, ensemble:, onnx:) or 'demo' (tiny, fine-tuned here).")] = "demo",
     student: Annotated[list[str] | None, typer.Option(
-        "--student", help="Student to train (repeatable). Default: wav2small, mobilenetv4-s.",
+        "--student", help="Student to train (repeatable). Default: wav2small, mobilenetv3-s.",
     )] = None,
-    max_steps: Annotated[int, typer.Option(help="Optimiser steps per student.")] = 1500,
+    max_steps: Annotated[int, typer.Option(help="Optimiser steps per student.")] = 300,
     seed: Annotated[int, typer.Option(help="Seed for splits, init and data order.")] = 0,
     min_ccc: Annotated[float, typer.Option(
-        help="Publish gate: minimum mean dev CCC against the teacher.")] = 0.5,
+        help="Publish gate: minimum mean dev CCC against the teacher.")] = 0.3,
     name: Annotated[str, typer.Option(
         "--name", help="Registry name prefix (<name>-<student>).")] = "ser",
     db: Annotated[str | None, typer.Option(help="Analyst DuckDB file.")] = None,

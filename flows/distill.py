@@ -62,7 +62,7 @@ def distill_flow(
         teacher: teacher spec (hf:, ensemble:, onnx:), or "demo" for a tiny teacher
             fine-tuned on the corpus's human labels.
         students: student architectures to train in parallel (default: wav2small and
-            mobilenetv4-s).
+            mobilenetv3-s).
         max_steps: optimiser steps per student.
         crop_s: training crop length in seconds.
         seed: seed for splits, initialisation and data order.

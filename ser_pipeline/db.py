@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 #: Lake tables the SQL files may reference as ``{{name}}``.
 LAKE_TABLES = ("audio", "human_labels", "teacher_labels", "splits", "predictions",
-               "quarantine", "metrics")
+               "quarantine", "drift", "metrics")
 #: DuckDB settings for every connection: never download or auto-load extensions.
 DUCKDB_CONFIG = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
 

@@ -2,7 +2,7 @@
 -- queried (new part files show up without a rebuild).
 --
 -- Placeholders: {{audio}} {{human_labels}} {{teacher_labels}} {{splits}} {{predictions}}
--- {{quarantine}} become read_parquet('<lake>/<table>/part-*.parquet', ...) over the lake
+-- {{quarantine}} {{drift}} become read_parquet('<lake>/<table>/part-*.parquet', ...) over the lake
 -- URL from the settings (validated, quoted), or an empty relation with the table's
 -- columns when the table has no part files yet.
 
@@ -21,6 +21,9 @@ CREATE OR REPLACE VIEW splits AS SELECT * FROM {{splits}} AS s;
 CREATE OR REPLACE VIEW predictions AS SELECT * FROM {{predictions}} AS p;
 
 CREATE OR REPLACE VIEW quarantine AS SELECT * FROM {{quarantine}} AS q;
+
+-- Relabel drift reports: one row per (report, dimension), see ser_pipeline/drift.py.
+CREATE OR REPLACE VIEW drift AS SELECT * FROM {{drift}} AS d;
 
 -- The latest evaluation of each (model, corpus, split, reference, teacher, dimension):
 -- re-evaluating after labels change adds rows; reports want the current ones.

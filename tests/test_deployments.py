@@ -142,6 +142,9 @@ def test_deploy_and_scheduled_relabel_end_to_end(prefect_server, tmp_path):
             break
         time.sleep(0.5)
     assert bool(events) == any(exceeded)
+    from ser_pipeline.db import build_db
+
+    assert build_db(lake, out=tmp_path / "ser.duckdb")["rows"]["drift"] == 3
     artifacts = httpx.post(f"{api}/artifacts/filter", json={}).json()
     assert {"drift-report", "relabel"} <= {a["key"] for a in artifacts}
 

@@ -15,7 +15,9 @@ export HF_HUB_OFFLINE ?= 1
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing ser-pipeline into $(VENV) (first time: a few minutes, torch is large)"
-	$(PIP) install -c constraints.txt -e '.[test]' 2>&1 | grep -v "is ignored: it is neither" || true
+	@$(PIP) install -c constraints.txt -e '.[test]' > $(VENV)/pip.log 2>&1 \
+	  || { grep -v "is ignored: it is neither" $(VENV)/pip.log; \
+	       echo "error: pip install failed (full log: $(VENV)/pip.log)"; exit 1; }
 	@$(BIN)/python -c "import torch, torchvision, timm, ser_pipeline" \
 	  || { echo "error: the venv is broken; delete $(VENV) and re-run"; exit 1; }
 	@touch $(STAMP)

@@ -91,8 +91,11 @@ def _print_outcomes(summary: dict) -> None:
     for student, run_id in summary["runs"].items():
         outcome = summary["published"].get(student, {})
         version = f" v{outcome['version']}" if outcome.get("version") else ""
-        table.add_row(student, run_id, f"{outcome.get('published')}{version}",
-                      str(outcome.get("reason", "")))
+        if outcome.get("published"):
+            state = f"yes{version}"
+        else:
+            state = f"earlier{version}" if outcome.get("version") else "no"
+        table.add_row(student, run_id, state, str(outcome.get("reason", "")))
     console.print(table)
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import os
 import pkgutil
+import sys
+import traceback
 
 from ser_pipeline.cli.common import app
 
@@ -13,6 +17,42 @@ for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
 
 
 def main() -> None:
+    code = 1
+    try:
+        _dispatch()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        if not isinstance(exit_.code, (int, type(None))):
+            print(exit_.code, file=sys.stderr)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # noqa: BLE001 - show the traceback, then exit like Python would
+        traceback.print_exc()
+        code = 1
+    finally:
+        _exit_without_native_teardown(code)
+
+
+def _exit_without_native_teardown(code: int) -> None:
+    """Run Python's exit handlers, then leave without CPython's native finalisation.
+
+    Why: with torch's native thread pools alive, interpreter teardown occasionally aborts
+    with "terminate called without an active exception" (SIGABRT) after a command has
+    finished; the reliability suite saw it once in a few hundred `ser label` runs. By this
+    point every lake/registry write has completed atomically, so nothing is lost, but the
+    exit code would be wrong. atexit handlers still run (Prefect stops its ephemeral
+    server, logging flushes); only the native static destructors are skipped.
+    """
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _dispatch() -> None:
     try:
         app()
     except Exception as error:

@@ -95,13 +95,15 @@ def _label_ids(lake: Lake, teacher_id: str | None = None) -> list[str]:
 
 
 def test_label_survives_repeated_sigkill(tmp_path, teacher):
-    lake, records = make_audio_lake(str(tmp_path / "lake"), n=240, seconds=(0.3, 0.8),
+    # Enough work that every kill point lands before the job ends, even on an idle
+    # machine (240 clips let 3 of 12 runs finish early there).
+    lake, records = make_audio_lake(str(tmp_path / "lake"), n=600, seconds=(0.3, 0.8),
                                     human_labels=False, seed=11)
     clips = {r["audio_id"] for r in records}
     env = cli_env()
     args = [*SER, "label", "--teacher", f"hf:{teacher}", "--lake", lake.url, "--engine",
             "local", "--shard-size", "3", "--threads", "1", "--max-workers", "2", "--json"]
-    points = kill_points(12, seed=SEED, max_parts=2, early=(0.5, 3.5))
+    points = kill_points(14, seed=SEED, max_parts=2, early=(0.5, 3.5))
     duplicates_seen = []
 
     def check() -> None:

@@ -103,8 +103,7 @@ class Storage:
         """Root-relative paths of the files directly below ``relative``, sorted."""
         base = self.path(relative)
         try:
-            entries = self.fs.ls(base, detail=True, refresh=True) if not self.is_local else (
-                self.fs.ls(base, detail=True))
+            entries = self._ls(base)
         except FileNotFoundError:
             return []
         names = []
@@ -117,10 +116,15 @@ class Storage:
             names.append(posixpath.join(relative.strip("/"), name) if relative else name)
         return sorted(names)
 
+    def _ls(self, path: str) -> list[dict]:
+        # s3fs caches listings; other processes add parts and runs, so always re-list.
+        # (The local filesystem accepts and ignores ``refresh``.)
+        return self.fs.ls(path, detail=True, refresh=True)
+
     def list_dirs(self, relative: str = "") -> list[str]:
         """Names of the sub-directories directly below ``relative``, sorted."""
         try:
-            entries = self.fs.ls(self.path(relative), detail=True)
+            entries = self._ls(self.path(relative))
         except FileNotFoundError:
             return []
         return sorted(

@@ -1,0 +1,186 @@
+"""The training loop of one run: optimiser, schedule, evaluation, stopping rules.
+
+Every random draw is a function of ``(seed, step)`` (see :mod:`.source` and :mod:`.augment`)
+and the learning rate is a function of the step, so a resumed run sees exactly the batches
+and rates the uninterrupted run would have seen. With ``torch.use_deterministic_algorithms``
+and a fixed thread count, two CPU runs with the same seed give identical weights and metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from ser_pipeline.lake import Lake, utcnow
+from ser_pipeline.progress import progress_bar
+from ser_pipeline.schemas import SAMPLE_RATE
+from ser_pipeline.students import build_student, count_parameters
+from ser_pipeline.train.augment import make_batch
+from ser_pipeline.train.dev import centre, dev_subset, predict_signals
+from ser_pipeline.train.hparams import DEFAULT_EPOCHS, Hyperparams, default_lr
+from ser_pipeline.train.loss import ccc_report, distillation_loss
+from ser_pipeline.train.source import ClipSource
+from ser_pipeline.train.state import RunState, git_sha
+from ser_pipeline.train.targets import TrainData
+
+
+def lr_at(step: int, *, base: float, total: int, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then a cosine decay to 0 at ``total``."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+class Determinism:
+    """Fixed threads and deterministic kernels for the run; restores the previous values."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def __enter__(self) -> None:
+        self.saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
+        torch.set_num_threads(self.threads)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.saved[0])
+        torch.use_deterministic_algorithms(self.saved[1])
+
+
+def run(lake: Lake, *, run_id: str, student: str, data: TrainData, hp: Hyperparams, seed: int,
+        student_options: dict, state: dict | None, time_budget_s: float | None,
+        stop_at_step: int | None) -> dict[str, Any]:
+    """Train one run to its end (or resume it from ``state``); returns the run record."""
+    started = time.monotonic()
+    torch.manual_seed(seed)
+    model = build_student(student, **student_options)
+    params = count_parameters(model)
+    batch_size = min(hp.batch_size, len(data.train_ids))
+    steps_per_epoch = max(1, len(data.train_ids) // batch_size)
+    if hp.max_steps:
+        total = hp.max_steps if hp.epochs is None else min(hp.max_steps,
+                                                           hp.epochs * steps_per_epoch)
+    else:
+        total = (hp.epochs or DEFAULT_EPOCHS) * steps_per_epoch
+    eval_every = hp.eval_every or max(steps_per_epoch, 50)
+    warmup = hp.warmup_steps if hp.warmup_steps is not None else min(100, total // 10)
+    lr = hp.lr or default_lr(student)
+    train_seconds = sum(data.durations[i] for i in data.train_ids)
+    cache = train_seconds <= hp.cache_limit_s
+    train_source = ClipSource(lake, data.snapshot["audio"], data.train_ids, cache=cache,
+                              shuffle_clips=hp.shuffle_clips)
+    dev_ids = dev_subset(data.dev_ids, hp.max_dev_clips)
+    dev_source = ClipSource(lake, data.snapshot["audio"], dev_ids, cache=True)
+    max_eval = int(hp.eval_max_s * SAMPLE_RATE)
+    dev_signals = [centre(dev_source.get(i), max_eval) for i in dev_ids]
+    dev_truth = np.array([data.targets[i] for i in dev_ids], dtype=np.float64)
+    del dev_source
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=hp.weight_decay)
+    meta: dict[str, Any] = {
+        "run_id": run_id, "student": student, "student_options": student_options,
+        "teacher_id": data.teacher_id, "teacher_sha256": data.teacher_sha256,
+        "lake_snapshot": data.snapshot, "seed": seed, "git_sha": git_sha(),
+        "hyperparams": {**hp.to_dict(), "lr": lr, "batch_size": batch_size,
+                        "total_steps": total, "steps_per_epoch": steps_per_epoch,
+                        "eval_every": eval_every, "warmup_steps": warmup,
+                        "cache_audio": cache},
+        "params": params, "corpora": data.corpora, "split_name": data.split_name,
+        "train_clips": len(data.train_ids), "dev_clips": len(dev_ids),
+        "train_audio_s": round(train_seconds, 2), "skipped": data.skipped,
+        "best_checkpoint": None, "last_checkpoint": None, "best_step": None,
+        "best_dev_ccc": None, "initial_dev_ccc": None, "history": [], "status": "running",
+        "resume_state": None, "created_at": utcnow().isoformat(),
+    }
+    run_state = RunState(lake, run_id, meta)
+    step = 0
+    if state is not None:
+        step = run_state.resume(state, model=model, optimizer=optimizer)
+    run_state.write()
+
+    def evaluate() -> dict[str, float]:
+        return ccc_report(dev_truth, predict_signals(model, dev_signals))
+
+    def checkpoint(at: int, dev: dict[str, float], status: str) -> None:
+        run_state.checkpoint(at, dev, status, model=model, optimizer=optimizer)
+
+    if step == 0:
+        initial = evaluate()
+        meta["initial_dev_ccc"] = initial
+        meta["history"].append({"step": 0, "train_loss": None, "dev_ccc": initial})
+        checkpoint(0, initial, "running")
+
+    status, nan_step = "completed", None
+    losses: list[float] = []
+    clips_seen = 0
+    train_started = time.monotonic()
+    model.train()
+    order_epoch, order = -1, []
+    dev = meta["best_dev_ccc"]
+    with progress_bar(f"train {student}", total=total) as advance:
+        advance(step)
+        while step < total:
+            epoch, index = divmod(step, steps_per_epoch)
+            if epoch != order_epoch:
+                order, order_epoch = train_source.epoch_order(seed, epoch), epoch
+            ids = order[index * batch_size:(index + 1) * batch_size]
+            x, y = make_batch(train_source, ids, data.targets, hp=hp, seed=seed, step=step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, base=lr, total=total, warmup=warmup)
+            loss = distillation_loss(model(x), y, ccc_weight=hp.ccc_weight)
+            if not torch.isfinite(loss):
+                status, nan_step = "stopped_nan", step
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            clips_seen += len(ids)
+            losses.append(float(loss.detach()))
+            last = step == total
+            if step % eval_every == 0 or last:
+                dev = evaluate()
+                meta["history"].append({"step": step, "train_loss": float(np.mean(losses)),
+                                        "dev_ccc": dev})
+                losses = []
+                checkpoint(step, dev, "running")
+                if run_state.evals_since_best >= hp.patience and not last:
+                    status = "early_stopped"
+                    break
+            advance(1, loss=float(loss.detach()),
+                    dev_ccc=(dev or {}).get("mean", float("nan")))
+            if stop_at_step is not None and step >= stop_at_step and step < total:
+                status = "interrupted"
+                break
+            if time_budget_s is not None and time.monotonic() - started > time_budget_s:
+                status = "stopped_budget"
+                break
+    if status in ("interrupted", "stopped_budget") and meta.get("steps") != step:
+        dev = evaluate()
+        meta["history"].append({"step": step, "train_loss": float(np.mean(losses))
+                                if losses else None, "dev_ccc": dev})
+        checkpoint(step, dev, status)
+    train_time = time.monotonic() - train_started
+    meta.update(status=status, finished_at=utcnow().isoformat())
+    if nan_step is not None:
+        meta["nan_step"] = nan_step
+        meta["error"] = (f"loss became NaN/inf at step {nan_step}; kept the last good checkpoint "
+                         f"{meta['last_checkpoint']} (try a lower --lr)")
+    run_state.write()
+    return {
+        "run_id": run_id, "student": student, "teacher_id": data.teacher_id,
+        "params": params, "status": status,
+        "steps": meta["steps"], "best_step": meta["best_step"],
+        "best_dev_ccc": meta["best_dev_ccc"], "initial_dev_ccc": meta["initial_dev_ccc"],
+        "last_dev_ccc": meta["history"][-1]["dev_ccc"], "best_checkpoint":
+        meta["best_checkpoint"], "last_checkpoint": meta["last_checkpoint"],
+        "train_clips": meta["train_clips"], "dev_clips": meta["dev_clips"],
+        "clips_per_s": round(clips_seen / train_time, 2) if train_time > 0 else None,
+        "seconds": round(time.monotonic() - started, 2), "nan_step": nan_step,
+        "error": meta.get("error"),
+    }

@@ -1,0 +1,135 @@
+"""Run state: ``run.json``, checkpoints and the exact-resume state, all without pickle.
+
+At every evaluation the weights go to ``runs/<run_id>/ckpt-<step>.safetensors`` and the
+resume state to ``state-<step>.json`` (step, evaluations since best, optimiser param groups)
+plus ``optim-<step>.safetensors`` (AdamW moments and the torch RNG). The best checkpoint
+(highest dev CCC averaged over A/D/V) and the last are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ser_pipeline.lake import Lake, utcnow
+from ser_pipeline.runs import (
+    RunError,
+    load_checkpoint,
+    read_run_meta,
+    run_path,
+    save_checkpoint,
+    write_run_meta,
+)
+
+
+def git_sha() -> str | None:
+    """The commit of the code that trains (provenance in ``run.json``), if known."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                                capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def load_resume_state(lake: Lake, run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(run.json, saved state)`` of a run to resume.
+
+    Raises:
+        RunError: the run has no saved state.
+    """
+    meta = read_run_meta(lake, run_id)
+    if not meta.get("resume_state"):
+        raise RunError(f"run {run_id!r} has no saved state to resume from; start a new run")
+    return meta, json.loads(lake.storage.read_bytes(meta["resume_state"]))
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, list]:
+    """The optimiser's moments as flat named tensors, and its param groups (JSON-able)."""
+    state = optimizer.state_dict()
+    tensors = {f"state.{index}.{key}": torch.as_tensor(value).clone()
+               for index, values in state["state"].items() for key, value in values.items()}
+    return tensors, state["param_groups"]
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, groups: list) -> None:
+    """Inverse of :func:`optimizer_tensors`."""
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        if name.startswith("state."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+class RunState:
+    """``run.json`` of one run and the checkpoint files it points at."""
+
+    def __init__(self, lake: Lake, run_id: str, meta: dict[str, Any]) -> None:
+        self.lake, self.run_id, self.meta = lake, run_id, meta
+        self.evals_since_best = 0
+
+    def write(self) -> None:
+        """Rewrite ``run.json`` from :attr:`meta`."""
+        write_run_meta(self.lake, self.run_id, self.meta)
+
+    def resume(self, state: dict[str, Any], *, model: torch.nn.Module,
+               optimizer: torch.optim.Optimizer) -> int:
+        """Load the last checkpoint, optimiser moments and RNG; returns the step to go on from."""
+        meta = self.meta
+        previous = read_run_meta(self.lake, self.run_id)
+        # resume_state and steps too: run.json is rewritten below, and a crash before the
+        # next checkpoint must still find the state this resume started from.
+        meta.update({k: previous[k] for k in ("best_checkpoint", "last_checkpoint", "best_step",
+                                              "best_dev_ccc", "initial_dev_ccc", "history",
+                                              "created_at", "git_sha", "resume_state", "steps")
+                     if k in previous})
+        meta["resumed_at"] = [*previous.get("resumed_at", []), utcnow().isoformat()]
+        meta["resumed_git_sha"] = git_sha()
+        model.load_state_dict(load_checkpoint(self.lake, meta["last_checkpoint"]))
+        tensors = load_checkpoint(self.lake, state["optimizer"])
+        restore_optimizer(optimizer, tensors, state["param_groups"])
+        torch.set_rng_state(tensors["torch_rng"])
+        self.evals_since_best = state["evals_since_best"]
+        return state["step"]
+
+    def checkpoint(self, at: int, dev: dict[str, float], status: str, *,
+                   model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """Save weights and resume state at step ``at``; track the best and early stopping."""
+        lake, run_id, meta = self.lake, self.run_id, self.meta
+        # Crash safety: write every new file, then point run.json at them, and only then
+        # delete what the old run.json pointed at. A kill at any moment leaves run.json
+        # naming files that exist, so --resume always works.
+        path = save_checkpoint(lake, run_id, at, model.state_dict())
+        old_last, old_state = meta["last_checkpoint"], meta["resume_state"]
+        old_best = meta["best_checkpoint"]
+        meta["last_checkpoint"] = path
+        if meta["best_dev_ccc"] is None or dev["mean"] > meta["best_dev_ccc"]["mean"]:
+            meta.update(best_checkpoint=path, best_step=at, best_dev_ccc=dev)
+            self.evals_since_best = 0
+        else:
+            self.evals_since_best += 1
+        tensors, groups = optimizer_tensors(optimizer)
+        tensors["torch_rng"] = torch.get_rng_state()
+        from safetensors.torch import save
+
+        optim_path = run_path(run_id, f"optim-{at:08d}.safetensors")
+        lake.storage.write_bytes(optim_path, save(tensors))
+        state_path = run_path(run_id, f"state-{at:08d}.json")
+        lake.storage.write_bytes(state_path, json.dumps({
+            "step": at, "evals_since_best": self.evals_since_best, "optimizer": optim_path,
+            "param_groups": groups, "checkpoint": path}, indent=2).encode())
+        meta.update(resume_state=state_path, steps=at, status=status)
+        self.write()
+        keep = {path, meta["best_checkpoint"]}
+        for stale in {old_best, old_last} - keep - {None}:
+            lake.storage.remove(stale)
+        if old_state and old_state != state_path:
+            old = json.loads(lake.storage.read_bytes(old_state))
+            if old["optimizer"] != optim_path:
+                lake.storage.remove(old["optimizer"])
+            lake.storage.remove(old_state)

@@ -83,6 +83,52 @@ SENTENCES: tuple[str, ...] = (
 )
 
 
+# -- the unlabeled pool ------------------------------------------------------------------
+#: Pool languages -> their contribution to a voice's valence (see :func:`voice_valence`).
+POOL_LANGUAGES: dict[str, float] = {
+    "en-us": 0.4, "en-gb": 0.3, "en-gb-scotland": 0.2, "en-029": 0.7, "en-gb-x-rp": 0.1,
+    "en-us-nyc": 0.5, "de": 0.3, "es": 0.6, "fr-fr": 0.5, "it": 0.65, "nl": 0.35,
+}
+#: espeak-ng voice variants -> their contribution to valence. The dev voices use only
+#: :data:`DEV_VARIANTS`, which no training voice uses, so every dev voice is unseen.
+POOL_VARIANTS: dict[str, float] = {
+    "m1": 0.3, "m2": 0.35, "m3": 0.25, "m4": 0.4, "m5": 0.3, "f1": 0.8, "f2": 0.85,
+    "f3": 0.75, "klatt": 0.5, "klatt2": 0.45, "croak": 0.1, "m6": 0.3, "m7": 0.2,
+    "f4": 0.8, "f5": 0.9, "klatt3": 0.5,
+}
+DEV_VARIANTS: tuple[str, ...] = ("m6", "m7", "f4", "f5", "klatt3")
+TRAIN_VARIANTS: tuple[str, ...] = tuple(v for v in POOL_VARIANTS if v not in DEV_VARIANTS)
+# Sentences are built from these parts (16 x 16 x 12 = 3,072 of them); a fixed share of
+# the whole sentences is held out for dev, so no dev sentence is ever trained on.
+_SUBJECTS = ("The old man", "My sister", "Our teacher", "The driver", "A small child",
+             "The new doctor", "Your neighbour", "The manager", "His friend", "The pilot",
+             "Every student", "The baker", "Her brother", "The guard", "A tall woman",
+             "The farmer")
+_PREDICATES = ("found the letter", "painted the kitchen", "missed the last bus",
+               "opened the window", "sold the red car", "cooked a large dinner",
+               "lost the map", "fixed the old clock", "read the whole book",
+               "called the office", "cleaned the garage", "carried the boxes",
+               "forgot the tickets", "watched the game", "planted three trees",
+               "wrote a long email")
+_TAILS = ("this morning", "before the storm", "after lunch", "on Sunday",
+          "in the garden", "without a word", "near the station", "last winter",
+          "at midnight", "during the party", "by the river", "once again")
+DEV_SENTENCE_FRACTION = 0.2
+POOL_NOISES: tuple[str, ...] = ("none", "white", "pink", "brown", "hum")
+
+
+def pool_sentences() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(train sentences, dev sentences): disjoint, deterministic."""
+    import itertools
+
+    every = [f"{s} {p} {t}." for s, p, t in itertools.product(_SUBJECTS, _PREDICATES, _TAILS)]
+    order = np.random.default_rng(12345).permutation(len(every))
+    n_dev = int(round(DEV_SENTENCE_FRACTION * len(every)))
+    dev = tuple(every[i] for i in sorted(order[:n_dev]))
+    train = tuple(every[i] for i in sorted(order[n_dev:]))
+    return train, dev
+
+
 class DemoCorpusError(RuntimeError):
     """The demo corpus cannot be made; the message says how to fix it."""
 
@@ -125,16 +171,30 @@ def labels_for(params: ClipParams, *, index: int, seed: int) -> tuple[float, flo
     because models normalise loudness per utterance; rate, pitch, pauses and voice are
     audible after normalisation.
     """
-    r = (params.rate - 110) / 150
-    p = (params.pitch - 20) / 60
-    a = (params.amplitude - 60) / 120
-    g = params.gap / 8
-    v = VOICES[params.voice]
+    # Clipped to 0..1 so the pool's wider ranges (rates up to 280 wpm) stay on the scale.
+    r = min(1.0, max(0.0, (params.rate - 110) / 150))
+    p = min(1.0, max(0.0, (params.pitch - 20) / 60))
+    a = min(1.0, max(0.0, (params.amplitude - 60) / 120))
+    g = min(1.0, max(0.0, params.gap / 8))
+    v = voice_valence(params.voice)
     clean = np.array([0.1 + 0.8 * (0.75 * r + 0.25 * a),
                       0.1 + 0.8 * (0.6 * (1 - p) + 0.2 * a + 0.2 * (1 - g)),
                       0.1 + 0.8 * (0.5 * p + 0.5 * v)])
     noise = np.random.default_rng([seed, index, 7]).normal(0.0, 0.03, size=3)
     return tuple(float(x) for x in np.clip(clean + noise, 0.0, 1.0))  # type: ignore[return-value]
+
+
+def voice_valence(voice: str) -> float:
+    """A voice's contribution to valence (0..1): :data:`VOICES`, else language + variant.
+
+    Pool voices are ``<language>+<variant>``; their value averages the language's entry in
+    :data:`POOL_LANGUAGES` and the variant's in :data:`POOL_VARIANTS` (female variants read
+    as more positive, croaky ones as less), so unseen voices get values of the same kind.
+    """
+    if voice in VOICES:
+        return VOICES[voice]
+    language, _, variant = voice.partition("+")
+    return 0.5 * POOL_LANGUAGES.get(language, 0.5) + 0.5 * POOL_VARIANTS.get(variant, 0.5)
 
 
 def espeak_binary() -> str:
@@ -255,3 +315,156 @@ def _count(items) -> dict:
     from collections import Counter
 
     return dict(Counter(items))
+
+
+# -- the pool ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PoolClipParams(ClipParams):
+    split: str = "train"  # train: training voices and sentences; dev: unseen ones
+    noise: str = "none"  # background noise kind (POOL_NOISES)
+    snr_db: float = 0.0  # speech-to-noise ratio when noise != "none"
+    lead_s: float = 0.0  # silence before the speech
+    tail_s: float = 0.0  # silence after it
+
+
+def pool_clip_params(index: int, *, seed: int, dev_fraction: float = 0.2) -> PoolClipParams:
+    """The synthesis parameters of pool clip ``index`` (deterministic in ``seed``).
+
+    A ``dev_fraction`` share of clips (by a seeded draw) is dev: an unseen voice variant
+    (:data:`DEV_VARIANTS`) speaking an unseen sentence; the rest use training variants and
+    sentences only.
+    """
+    rng = np.random.default_rng([seed, index, 31])
+    dev = bool(rng.random() < dev_fraction)
+    train_sentences, dev_sentences = pool_sentences()
+    sentences = dev_sentences if dev else train_sentences
+    variants = DEV_VARIANTS if dev else TRAIN_VARIANTS
+    languages = sorted(POOL_LANGUAGES)
+    noise = POOL_NOISES[int(rng.integers(len(POOL_NOISES)))]
+    return PoolClipParams(
+        voice=f"{languages[int(rng.integers(len(languages)))]}+"
+              f"{variants[int(rng.integers(len(variants)))]}",
+        rate=int(rng.integers(100, 281)),
+        pitch=int(rng.integers(10, 91)),
+        amplitude=int(rng.integers(60, 181)),
+        gap=int(rng.integers(0, 11)),
+        sentence=sentences[int(rng.integers(len(sentences)))],
+        split="dev" if dev else "train",
+        noise=noise,
+        snr_db=round(float(rng.uniform(5.0, 30.0)), 1) if noise != "none" else 0.0,
+        lead_s=round(float(rng.uniform(0.0, 0.4)), 3),
+        tail_s=round(float(rng.uniform(0.0, 0.4)), 3),
+    )
+
+
+def background(kind: str, size: int, *, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit-RMS background noise: white, pink (1/f), brown (1/f^2) or mains hum."""
+    if kind == "hum":
+        t = np.arange(size) / rate
+        base = rng.choice([50.0, 60.0])
+        noise = sum(np.sin(2 * np.pi * base * k * t + rng.uniform(0, 2 * np.pi)) / k
+                    for k in range(1, 6))
+        noise = noise + 0.05 * rng.standard_normal(size)
+    else:
+        white = rng.standard_normal(size)
+        if kind == "white":
+            noise = white
+        else:
+            power = {"pink": 0.5, "brown": 1.0}[kind]
+            spectrum = np.fft.rfft(white)
+            freqs = np.fft.rfftfreq(size, d=1 / rate)
+            spectrum[1:] /= freqs[1:] ** power
+            spectrum[0] = 0
+            noise = np.fft.irfft(spectrum, n=size)
+    return (noise / (np.sqrt(np.mean(noise ** 2)) + 1e-12)).astype(np.float32)
+
+
+def render_pool_clip(params: PoolClipParams, *, index: int, seed: int,
+                     binary: str | None = None) -> np.ndarray:
+    """Speech with its pauses and background noise, float32 mono at 16 kHz (soxr)."""
+    speech = synthesize(params, binary=binary)
+    speech = soxr.resample(speech, ESPEAK_RATE, 16_000, quality="HQ").astype(np.float32)
+    lead, tail = (np.zeros(int(s * 16_000), np.float32) for s in (params.lead_s, params.tail_s))
+    signal = np.concatenate([lead, speech, tail])
+    if params.noise != "none":
+        rng = np.random.default_rng([seed, index, 37])
+        rms = float(np.sqrt(np.mean(speech ** 2))) or 1e-4
+        level = rms / 10 ** (params.snr_db / 20)
+        signal = signal + level * background(params.noise, signal.size, rate=16_000, rng=rng)
+    peak = float(np.abs(signal).max())
+    if peak > 0.99:  # keep the mix inside full scale instead of clipping it
+        signal = signal * (0.99 / peak)
+    return signal.astype(np.float32)
+
+
+def make_demo_pool(
+    out: str,
+    *,
+    n: int = 1000,
+    seed: int = 0,
+    dev_fraction: float = 0.2,
+    max_workers: int | None = None,
+) -> dict:
+    """Write an unlabeled pool of ``n`` varied clips and ``labels.csv`` under ``out``.
+
+    The pool is what the teacher labels and the students learn from: voices (language +
+    espeak-ng variant), sentences (3,072 built from parts), rates, pitches, pauses and
+    background noise (white, pink, brown, hum at 5-30 dB SNR) all vary. Clips are 16 kHz
+    FLAC (resampled from espeak's 22,050 Hz with soxr). ``labels.csv`` carries a ``split``
+    column: dev clips use voices and sentences no training clip uses. Only the dev clips
+    carry "human" labels (for the teacher-vs-human and student-vs-human rows of the
+    paper's table); training clips have none, as in the paper.
+
+    Returns:
+        A summary: ``clips``, ``train``, ``dev``, ``voices``, ``sentences``,
+        ``audio_seconds``.
+
+    Raises:
+        DemoCorpusError: espeak-ng is missing or fails.
+        ValueError: ``n < 2`` or ``dev_fraction`` outside (0, 1).
+    """
+    if n < 2:
+        raise ValueError(f"n must be at least 2, got {n}")
+    if not 0.0 < dev_fraction < 1.0:
+        raise ValueError(f"dev_fraction must be within (0, 1), got {dev_fraction}")
+    binary = espeak_binary()
+    storage = Storage(out)
+    workers = max_workers or min(4, os.cpu_count() or 1)
+
+    def make(index: int) -> dict:
+        params = pool_clip_params(index, seed=seed, dev_fraction=dev_fraction)
+        speaker = params.voice.replace("+", "-")
+        path = f"audio/{speaker}/p{seed}-{index:05d}.flac"
+        row: dict = {"path": path, "arousal": "", "dominance": "", "valence": "",
+                     "speaker": speaker}
+        if params.split == "dev":
+            row["arousal"], row["dominance"], row["valence"] = (
+                f"{x:.4f}" for x in labels_for(params, index=index, seed=seed))
+        signal = render_pool_clip(params, index=index, seed=seed, binary=binary)
+        if not storage.exists(path):  # an existing clip is kept, so re-runs add nothing
+            buffer = io.BytesIO()
+            sf.write(buffer, signal, 16_000, format="FLAC", subtype="PCM_16")
+            storage.write_bytes(path, buffer.getvalue())
+        row.update(asdict(params))
+        row["seconds"] = round(signal.size / 16_000, 3)
+        return row
+
+    rows: list[dict] = []
+    with progress_bar("synthesizing demo pool", total=n) as advance, \
+            ThreadPoolExecutor(max_workers=workers) as pool:
+        for row in pool.map(make, range(n)):
+            rows.append(row)
+            advance(1)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    storage.write_bytes("labels.csv", buffer.getvalue().encode())
+    splits = _count(r["split"] for r in rows)
+    return {
+        "out": storage.url, "clips": n, "train": splits.get("train", 0),
+        "dev": splits.get("dev", 0), "voices": len({r["voice"] for r in rows}),
+        "sentences": len({r["sentence"] for r in rows}),
+        "audio_seconds": round(sum(r["seconds"] for r in rows), 2),
+        "labels": storage.uri("labels.csv"),
+    }

@@ -301,12 +301,14 @@ img{max-width:100%;display:block;margin:1em 0}.note{color:#777}"""
 
 def write_html_report(db_path: str | Path, out_html: str | Path, *, split: str = "test",
                       reference: str = "teacher", settings: Settings | None = None) -> dict:
-    """Write a self-contained HTML page: the leaderboard plus three PNG plots embedded as
-    base64 (CCC bars per student and dimension, student-vs-teacher scatter of the best
-    model, size vs CCC). Plots without data are replaced by a note.
+    """Write a self-contained HTML page: the paper's table (``paper_table``, every split)
+    at the top, the leaderboard, and three PNG plots embedded as base64 (CCC bars per
+    student and dimension, student-vs-teacher scatter of the best model, size vs CCC).
+    Plots without data are replaced by a note.
 
     Returns:
-        ``{"html": path, "images": n, "leaderboard_rows": n, "notes": [...]}``.
+        ``{"html": path, "images": n, "leaderboard_rows": n, "paper_table_rows": n,
+        "notes": [...]}``.
     """
     import matplotlib
 
@@ -317,6 +319,7 @@ def write_html_report(db_path: str | Path, out_html: str | Path, *, split: str =
     size_columns, size_rows = run_report(db_path, "size_vs_ccc", params=params,
                                          settings=settings)
     sizes = to_records(size_columns, size_rows)
+    paper_columns, paper_rows = run_report(db_path, "paper_table", settings=settings)
     sections, notes, images = [], [], 0
 
     def image(title: str, figure: Any) -> None:
@@ -359,11 +362,18 @@ def write_html_report(db_path: str | Path, out_html: str | Path, *, split: str =
         f"<p>Database: {html.escape(str(db_path))} &middot; split: {html.escape(split)} "
         f"&middot; reference: {html.escape(reference)} &middot; CCC = concordance "
         "correlation coefficient (population statistics, audmetric)</p>"
-        "<h2>Leaderboard</h2>"
+        "<h2>The paper's table</h2><p>Per corpus and split: the teacher against the human "
+        "labels; each student against the humans and against its teacher (A / D / V); "
+        "parameters, int8 size, ms per 5 s clip on one thread and peak RSS of its published "
+        "version (<code>ser report paper_table</code>).</p>"
+        + (_html_table(paper_columns, paper_rows) if paper_rows
+           else "<p class='note'>no labels or metrics yet</p>")
+        + "<h2>Leaderboard</h2>"
         + (_html_table(columns, rows) if rows else "<p class='note'>no metrics yet</p>")
         + "".join(sections) + "</body></html>"
     )
     out = Path(out_html)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
-    return {"html": str(out), "images": images, "leaderboard_rows": len(rows), "notes": notes}
+    return {"html": str(out), "images": images, "leaderboard_rows": len(rows),
+            "paper_table_rows": len(paper_rows), "notes": notes}

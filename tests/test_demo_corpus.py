@@ -13,11 +13,16 @@ from typer.testing import CliRunner
 
 from ser_pipeline.cli import app
 from ser_pipeline.demo_corpus import (
+    DEV_VARIANTS,
     FORMATS,
     DemoCorpusError,
+    background,
     clip_params,
     labels_for,
     make_demo_corpus,
+    make_demo_pool,
+    pool_clip_params,
+    render_pool_clip,
 )
 from ser_pipeline.ingest import ingest
 from ser_pipeline.lake import Lake
@@ -98,3 +103,40 @@ def test_cli_demo_corpus_json(tmp_path):
     summary = json.loads(result.stdout)
     assert (summary["clips"], summary["labelled"], summary["unlabeled"]) == (2, 1, 1)
     assert (tmp_path / "labels.csv").exists()
+
+
+def test_pool_dev_voices_and_sentences_are_never_trained_on(tmp_path):
+    summary = make_demo_pool(str(tmp_path / "pool"), n=60, seed=2, max_workers=2)
+    sheet = read_sheet(tmp_path / "pool" / "labels.csv")
+    assert summary["clips"] == len(sheet) == 60 and summary["dev"] == sum(
+        r["split"] == "dev" for r in sheet) > 0
+    train = [r for r in sheet if r["split"] == "train"]
+    dev = [r for r in sheet if r["split"] == "dev"]
+    assert not {r["voice"] for r in train} & {r["voice"] for r in dev}
+    assert not {r["sentence"] for r in train} & {r["sentence"] for r in dev}
+    assert {r["voice"].partition("+")[2] for r in dev} <= set(DEV_VARIANTS)
+    # only dev clips carry "human" labels: the training pool is unlabeled, as in the paper
+    assert all(r["arousal"] == "" for r in train) and all(r["arousal"] != "" for r in dev)
+    assert len({r["noise"] for r in sheet}) >= 3 and len({r["voice"] for r in sheet}) > 20
+    for row in sheet[:8]:
+        info = sf.info(tmp_path / "pool" / row["path"])
+        assert (info.samplerate, info.channels, info.format) == (16000, 1, "FLAC")
+        assert info.duration == pytest.approx(float(row["seconds"]), abs=1e-3)
+    # same seed, same bytes; a re-run keeps the files and ingest adds nothing new
+    make_demo_pool(str(tmp_path / "again"), n=4, seed=2, max_workers=1)
+    for row in sheet[:4]:
+        assert (tmp_path / "pool" / row["path"]).read_bytes() == (
+            tmp_path / "again" / row["path"]).read_bytes()
+
+
+def test_pool_noise_sits_at_the_drawn_snr():
+    params = replace(pool_clip_params(0, seed=0), noise="pink", snr_db=10.0, lead_s=0.0,
+                     tail_s=0.0)
+    clean = render_pool_clip(replace(params, noise="none"), index=0, seed=0)
+    noisy = render_pool_clip(params, index=0, seed=0)
+    noise = noisy - clean
+    snr = 10 * np.log10(np.mean(clean ** 2) / np.mean(noise ** 2))
+    assert snr == pytest.approx(10.0, abs=0.5)
+    for kind in ("white", "pink", "brown", "hum"):
+        x = background(kind, 16000, rate=16000, rng=np.random.default_rng(0))
+        assert np.sqrt(np.mean(x ** 2)) == pytest.approx(1.0, rel=1e-3)

@@ -22,7 +22,7 @@ from ser_pipeline.reports import (
 )
 
 EXPECTED = {"leaderboard", "teacher_vs_human", "size_vs_ccc", "label_coverage",
-            "ingest_health", "label_drift", "student_vs_teacher"}
+            "ingest_health", "label_drift", "student_vs_teacher", "paper_table"}
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,56 @@ def test_report_values(db: Path) -> None:
     assert [r[columns.index("model_params")] for r in rows] == [72_000, 2_500_000]
     columns, rows = run_report(db, "label_drift", params={"teacher_id": "toy-teacher"})
     assert {r[columns.index("clips")] for r in rows} == {12}
+
+
+def test_paper_table_rows(db: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import audmetric
+    import numpy as np
+
+    from ser_pipeline.db import upsert_model
+
+    own = tmp_path / "paper.duckdb"  # the registry writes into `models`: keep the fixture's
+    shutil.copy(db, own)
+    upsert_model(own, {
+        "name": "toy-a", "version": 1, "run_id": "model-a", "params": 72_000,
+        "uri": "registry://toy-a@1", "published_at": "2026-01-01T00:00:00+00:00",
+        "files": {"model.onnx": {"bytes": 300_000}, "model.int8.onnx": {"bytes": 120_500}},
+        "performance": {"int8": {"latency_ms": 9.5, "peak_rss_increase_mb": 8.0}}})
+    columns, rows = run_report(own, "paper_table")
+    table = [dict(zip(columns, r, strict=True)) for r in rows]
+    assert {(r["split"], r["kind"], r["model"]) for r in table} >= {
+        ("test", "teacher", "toy-teacher"), ("test", "student", "feature"),
+        ("test", "student", "other"), ("dev", "student", "feature")}
+    with connect(own) as con:
+        pairs = con.execute(
+            "SELECT t.arousal, h.arousal FROM teacher_labels t JOIN human_labels h "
+            "USING (audio_id) JOIN splits s USING (audio_id) WHERE s.split = 'test'"
+        ).fetchall()
+    teacher, human = np.array(pairs).T
+    test_teacher = next(r for r in table if (r["split"], r["kind"]) == ("test", "teacher"))
+    assert test_teacher["human_arousal"] == pytest.approx(
+        audmetric.concordance_cc(human, teacher), abs=1e-9)
+    assert test_teacher["n"] == len(pairs) and test_teacher["teacher_mean"] is None
+    for reference in ("teacher", "human"):
+        columns_b, rows_b = run_report(own, "leaderboard",
+                                       params={"split": "test", "reference": reference})
+        for board in (dict(zip(columns_b, r, strict=True)) for r in rows_b):
+            row = next(r for r in table if (r["split"], r["model"]) == ("test",
+                                                                        board["student"]))
+            for dimension in ("arousal", "dominance", "valence"):
+                assert row[f"{reference}_{dimension}"] == pytest.approx(
+                    board[f"ccc_{dimension}"])
+    published = next(r for r in table if (r["split"], r["model"]) == ("test", "feature"))
+    assert (published["params"], published["int8_kb"], published["ms_per_5s"],
+            published["peak_rss_mb"], published["published_as"]) == (
+        72_000, 120.5, 9.5, 8.0, "registry://toy-a@1")
+    unpublished = next(r for r in table if (r["split"], r["model"]) == ("test", "other"))
+    assert unpublished["params"] == 2_500_000 and unpublished["int8_kb"] is None
+    _, dev_rows = run_report(own, "paper_table", params={"split": "dev"})
+    assert dev_rows and {r[columns.index("split")] for r in dev_rows} == {"dev"}
+    assert run_report(own, "paper_table", params={"corpus": "'; DROP TABLE models; --"})[1] == []
 
 
 def test_injection_through_params_is_data(db: Path) -> None:
@@ -114,6 +164,9 @@ def test_html_report_embeds_decodable_pngs(db: Path, tmp_path: Path) -> None:
         png = base64.b64decode(data, validate=True)
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
     assert "model-a" in page and "<table>" in page
+    # the paper's table comes first, with a row per (corpus, split, model)
+    assert page.index("The paper's table") < page.index("<h2>Leaderboard</h2>")
+    assert summary["paper_table_rows"] == len(run_report(db, "paper_table")[1]) > 0
     assert "http://" not in page and "https://" not in page  # self-contained
 
 

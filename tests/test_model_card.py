@@ -1,0 +1,103 @@
+"""Model cards: front matter, the table row, usage, and the card a publish writes."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import yaml
+from onnx_runs import exported, make_run  # noqa: F401
+
+from ser_pipeline.config import Settings
+from ser_pipeline.model_card import CARD_FILE, model_card, table_rows
+from ser_pipeline.registry import Registry
+
+MANIFEST = {
+    "name": "ser-wav2small", "version": 3, "uri": "registry://ser-wav2small@3",
+    "student": "wav2small", "params": 10897, "run_id": "wav2small-r1",
+    "default_file": "model.int8.onnx",
+    "files": {"model.onnx": {"bytes": 301_000}, "model.int8.onnx": {"bytes": 120_500}},
+    "license": {"id": "cc-by-nc-sa-4.0", "source": "teacher t"},
+    "teacher": {"id": "w2v2-tiny-ft", "weights_sha256": "ab" * 32},
+    "input": {"min_samples": 1024},
+    "ccc": [
+        {"reference": "teacher", "corpus": "demo-pool", "split": "dev", "n": 300,
+         "arousal": 0.931, "dominance": 0.912, "valence": 0.954},
+        {"reference": "human", "corpus": "demo-pool", "split": "dev", "n": 290,
+         "arousal": 0.51, "dominance": 0.32, "valence": 0.43},
+        {"reference": "teacher", "corpus": "demo", "split": "dev", "n": 40,
+         "arousal": 0.8, "dominance": 0.7, "valence": 0.6},
+    ],
+    "performance": {"int8": {"latency_ms": 4.25, "peak_rss_increase_mb": 7.5},
+                    "fp32": {"latency_ms": 6.0, "peak_rss_increase_mb": 9.0}},
+    "training_run": {"corpora": ["demo-pool"]},
+}
+
+
+def _front(card: str) -> dict:
+    assert card.startswith("---\n")
+    return yaml.safe_load(card.split("---\n")[1])
+
+
+def test_front_matter_carries_licence_teacher_corpora_and_metrics():
+    front = _front(model_card(MANIFEST))
+    assert front["license"] == "cc-by-nc-sa-4.0" and front["teacher"] == "w2v2-tiny-ft"
+    assert front["datasets"] == ["demo", "demo-pool"]
+    results = {(r["dataset"]["name"], r["dataset"]["split"]): {m["name"]: m["value"]
+                                                               for m in r["metrics"]}
+               for r in front["model-index"][0]["results"]}
+    assert results[("demo-pool", "dev")]["CCC dominance vs teacher"] == 0.912
+    assert results[("demo-pool", "dev")]["CCC valence vs human"] == 0.43
+    assert "CCC arousal vs human" not in results[("demo", "dev")]  # no human row there
+
+
+def test_table_row_joins_references_and_costs():
+    rows = {(r["corpus"], r["split"]): r for r in table_rows(MANIFEST)}
+    pool = rows[("demo-pool", "dev")]
+    assert (pool["teacher_arousal"], pool["human_arousal"], pool["n"]) == (0.931, 0.51, 300)
+    assert (pool["int8_kb"], pool["ms_per_5s"], pool["peak_rss_mb"]) == (120.5, 4.25, 7.5)
+    assert rows[("demo", "dev")]["human_valence"] is None
+    card = model_card(MANIFEST)
+    assert "| demo-pool | dev | 300 | 0.510 | 0.320 | 0.430 | 0.931 | 0.912 | 0.954 | " \
+           "10,897 | 120.5 | 4.2 | 7.5 |" in card
+    assert 'ort.InferenceSession("model.int8.onnx"' in card and "audonnx.load" in card
+
+
+def test_fp32_only_and_unknown_licence():
+    manifest = copy.deepcopy(MANIFEST)
+    del manifest["files"]["model.int8.onnx"]
+    manifest["default_file"] = "model.int8.onnx"  # names a file that was not published
+    manifest["license"] = {"id": "unknown"}
+    row = table_rows(manifest)[0]
+    assert row["int8_kb"] is None and row["ms_per_5s"] == 6.0  # the fp32 figures
+    card = model_card(manifest)
+    front = _front(card)
+    assert (front["license"], front["license_name"]) == ("other", "unknown")
+    assert 'ort.InferenceSession("model.onnx"' in card
+
+
+def test_publish_writes_the_card_and_its_snippet_runs(exported, tmp_path):  # noqa: F811
+    url = str(tmp_path / "registry")
+    registry = Registry(url, settings=Settings(registry=url, db=str(tmp_path / "ser.duckdb")))
+    manifest = registry.publish(exported["result"], name="card-w2s")
+    folder = tmp_path / "registry" / "models" / "card-w2s" / "1"
+    card = (folder / CARD_FILE).read_text()
+    assert card == model_card({k: v for k, v in manifest.items() if k != "db"})
+    front = _front(card)
+    assert front["license"] == manifest["license"]["id"]
+    assert front["model-index"][0]["name"] == "card-w2s"
+    # the card's ONNX Runtime recipe, run as written on a one-second signal
+    session = ort.InferenceSession(str(folder / "model.int8.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    signal = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    (logits,) = session.run(["logits"], {"signal": signal[None, :].astype(np.float32)})
+    assert logits.shape == (1, 3) and np.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("missing", ["ccc", "performance"])
+def test_card_without_metrics_or_timings_still_renders(missing):
+    manifest = {k: v for k, v in MANIFEST.items() if k != missing}
+    card = model_card(manifest)
+    assert "## Results" in card and "–" in card

@@ -51,6 +51,8 @@ def distill_flow(
     demo_dir: str = DEMO,
     demo_clips: int = 120,
     dask_address: str | None = None,
+    train_device: str = "cpu",
+    train_workers: int = 0,
 ) -> dict:
     """Distil ``teacher`` into ``students`` on ``sources`` and publish what passes the gate.
 
@@ -75,6 +77,8 @@ def distill_flow(
         demo_dir: where the demo corpus and demo teacher live.
         demo_clips: number of demo clips to synthesize.
         dask_address: run label shards and training tasks on this Dask scheduler.
+        train_device: where students train: cpu, auto, cuda (one student per GPU) or cuda:N.
+        train_workers: data worker processes per training run (0: in-process).
     """
     logger = get_run_logger()
     students = list(students or DEMO_STUDENTS)
@@ -110,7 +114,8 @@ def distill_flow(
     if to_train:
         trained = train_flow(students=to_train, teacher_id=teacher_id, lake=lake_url,
                              max_steps=max_steps, crop_s=crop_s, seed=seed,
-                             corpora=[corpus], dask_address=settings.dask_address)
+                             corpora=[corpus], dask_address=settings.dask_address,
+                             device=train_device, workers=train_workers)
         runs.update({run["student"]: run["run_id"] for run in trained["runs"]})
         summary["stages"]["train"] = trained
     else:

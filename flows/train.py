@@ -64,15 +64,23 @@ def train_flow(
     dev_fraction: float = 0.2,
     time_budget_s: float | None = None,
     num_threads: int = 1,
+    device: str = "cpu",
+    workers: int = 0,
+    compile: bool = False,
 ) -> dict:
     """Train ``students`` on the labels of ``teacher_id`` (or resume one run).
+
+    ``device`` is ``cpu``, ``auto``, ``cuda`` or ``cuda:N``: plain ``cuda`` gives student
+    ``i`` GPU ``i % count`` of the worker that trains it (one student per GPU); ``workers``
+    is the data worker processes per run.
 
     Returns the summary of :func:`ser_pipeline.train.train_students`; it is also kept as
     the ``train-summary`` table artifact and a markdown table of the runs.
     """
     settings = get_settings(lake=lake, dask_address=dask_address)
     if resume:
-        run = resume_task(settings.lake, resume=resume, time_budget_s=time_budget_s)
+        run = resume_task(settings.lake, resume=resume, time_budget_s=time_budget_s,
+                          device=device, workers=workers, compile=compile)
         summary = {"teacher_id": run["teacher_id"], "resumed": resume, "runs": [run]}
     else:
         options = {"students": list(students), "teacher_id": teacher_id, "epochs": epochs,
@@ -80,7 +88,8 @@ def train_flow(
                    "batch_size": batch_size, "lr": lr, "ccc_weight": ccc_weight,
                    "mixup": mixup, "eval_every": eval_every, "patience": patience,
                    "corpora": corpora, "dev_fraction": dev_fraction,
-                   "time_budget_s": time_budget_s, "num_threads": num_threads}
+                   "time_budget_s": time_budget_s, "num_threads": num_threads,
+                   "device": device, "workers": workers, "compile": compile}
         runner = task_runner_for(settings, dask_address=dask_address)
         summary = _fan_out.with_options(task_runner=runner)(settings.lake, options)
     publish_summary({k: v for k, v in summary.items() if k != "runs"}, key="train-summary",

@@ -43,6 +43,11 @@ def distill_command(
     dask_address: Annotated[str | None, typer.Option(
         "--dask-address", envvar="SER_DASK_ADDRESS", help="Dask scheduler for shards/tasks.",
     )] = None,
+    train_device: Annotated[str, typer.Option(
+        "--train-device", help="Where students train: cpu, auto, cuda (one per GPU), cuda:N.",
+    )] = "cpu",
+    train_workers: Annotated[int, typer.Option(
+        "--train-workers", min=0, help="Data worker processes per training run.")] = 0,
     lake: LakeOption = None,
     registry: RegistryOption = None,
     as_json: JsonOption = False,
@@ -51,15 +56,20 @@ def distill_command(
     from flows.distill import distill_flow, stage_counts
     from ser_pipeline.distill import DistillError
     from ser_pipeline.teacher import TeacherError
+    from ser_pipeline.train import TrainInputError
+    from ser_pipeline.train.device import resolve_device
 
     try:
+        if not dask_address:  # fail before ingest/label, not after them
+            resolve_device(train_device)
         summary = distill_flow(
             sources=sources or None, corpus=corpus, recipe=recipe, teacher=teacher,
             students=student or None, max_steps=max_steps, seed=seed, min_ccc=min_ccc,
             publish_name=name, lake=lake, registry=registry, db=db,
             report_html=report_html or None, demo_dir=demo_dir, dask_address=dask_address,
+            train_device=train_device, train_workers=train_workers,
         )
-    except (DistillError, TeacherError) as error:
+    except (DistillError, TeacherError, TrainInputError) as error:
         fail(str(error))
     predictions = []
     if not sources:

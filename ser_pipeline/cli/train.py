@@ -56,6 +56,14 @@ def train_command(
         "--time-budget", help="Wall-clock seconds per run; stops resumably when spent.")] = None,
     threads: Annotated[int, typer.Option(
         "--threads", min=1, help="torch threads per run (fixed for reproducible runs).")] = 1,
+    device: Annotated[str, typer.Option(
+        "--device", help="cpu, auto (CUDA when visible), cuda or cuda:N; plain cuda gives "
+        "each student its own GPU.")] = "cpu",
+    workers: Annotated[int, typer.Option(
+        "--workers", min=0, help="Data worker processes per run (0: in-process; same "
+        "batches for any number).")] = 0,
+    compile_model: Annotated[bool, typer.Option(
+        "--compile/--no-compile", help="torch.compile the training forward pass.")] = False,
     lake: LakeOption = None,
     as_json: JsonOption = False,
     engine: EngineOption = "prefect",
@@ -77,9 +85,13 @@ def train_command(
         "batch_size": batch_size, "lr": lr, "ccc_weight": ccc_weight, "mixup": mixup,
         "eval_every": eval_every, "patience": patience, "resume": resume,
         "corpora": corpus or None, "dev_fraction": dev_fraction, "time_budget_s": time_budget,
-        "num_threads": threads,
+        "num_threads": threads, "device": device, "workers": workers, "compile": compile_model,
     }
     try:
+        if not dask_address:  # Dask workers may see GPUs this machine does not
+            from ser_pipeline.train.device import resolve_device
+
+            resolve_device(device)
         if engine == "prefect":
             from flows.train import train_flow
 

@@ -10,7 +10,8 @@ from ser_pipeline.lake import Lake
 from ser_pipeline.runs import new_run_id
 from ser_pipeline.splits import DEFAULT_DEV_FRACTION
 from ser_pipeline.students import check_student
-from ser_pipeline.train.hparams import Hyperparams, TrainInputError
+from ser_pipeline.train.device import resolve_device
+from ser_pipeline.train.hparams import Hyperparams, Runtime, TrainInputError
 from ser_pipeline.train.loop import Determinism, run
 from ser_pipeline.train.state import load_resume_state
 from ser_pipeline.train.targets import prepare_data, teacher_ids
@@ -28,6 +29,10 @@ def train_one(
     student_options: Mapping[str, Any] | None = None,
     time_budget_s: float | None = None,
     stop_at_step: int | None = None,
+    device: str = "cpu",
+    workers: int = 0,
+    compile: bool = False,
+    gpu_slot: int = 0,
 ) -> dict[str, Any]:
     """Train (or resume) one student against one teacher's labels.
 
@@ -43,12 +48,18 @@ def train_one(
         time_budget_s: Stop (status ``stopped_budget``, resumable) after this much wall time.
         stop_at_step: Stop after this step with a resumable state (status ``interrupted``);
             simulates an interruption, used by tests and by schedulers with step quotas.
+        device: ``cpu`` (default), ``auto``, ``cuda`` or ``cuda:N`` (a resume may change it).
+        workers: Data worker processes (0: in-process); the batches are the same for any.
+        compile: ``torch.compile`` the training forward.
+        gpu_slot: Which of the visible GPUs plain ``cuda`` means (``slot % count``).
 
     Returns:
         The run record ``{run_id, student, params, best_dev_ccc, initial_dev_ccc, steps,
         status, ...}``.
     """
     lake = Lake.open(lake) if isinstance(lake, str) else lake
+    runtime = Runtime(device=str(resolve_device(device, slot=gpu_slot)), workers=workers,
+                      compile=compile)
     state: dict[str, Any] | None = None
     if resume:
         meta, state = load_resume_state(lake, resume)
@@ -72,7 +83,7 @@ def train_one(
     with Determinism(hp.num_threads):
         return run(lake, run_id=run_id, student=student, data=data, hp=hp, seed=seed,
                    student_options=dict(student_options), state=state,
-                   time_budget_s=time_budget_s, stop_at_step=stop_at_step)
+                   time_budget_s=time_budget_s, stop_at_step=stop_at_step, runtime=runtime)
 
 
 def train_students(
@@ -98,6 +109,9 @@ def train_students(
     time_budget_s: float | None = None,
     num_threads: int = 1,
     runner: Callable[..., dict] | None = None,
+    device: str = "cpu",
+    workers: int = 0,
+    compile: bool = False,
 ) -> dict[str, Any]:
     """Train several students on one teacher's labels (or resume one run).
 
@@ -129,13 +143,23 @@ def train_students(
         num_threads: torch threads per run (fixed for reproducibility).
         runner: Callable used per student instead of :func:`train_one` (the flow passes a
             Prefect task submitter).
+        device: ``cpu`` (default), ``auto``, ``cuda`` or ``cuda:N``. Plain ``cuda``/``auto``
+            gives student ``i`` GPU ``i % count`` of the process that trains it: one
+            student per GPU. Checked here only when no ``executor`` is given (the workers
+            of an executor may see GPUs this process does not).
+        workers: Data worker processes per run (0: in-process).
+        compile: ``torch.compile`` the training forward.
 
     Returns:
         ``{teacher_id, split_name, train_clips, dev_clips, runs: [run record, ...]}``.
     """
     runner = runner or train_one
+    if executor is None:
+        resolve_device(device)  # fail before any run folder exists
+    Runtime(device=device, workers=workers, compile=compile)
+    runtime = {"device": device, "workers": workers, "compile": compile}
     if resume:
-        run = runner(lake.url, resume=resume, time_budget_s=time_budget_s)
+        run = runner(lake.url, resume=resume, time_budget_s=time_budget_s, **runtime)
         return {"teacher_id": run["teacher_id"], "resumed": resume, "runs": [run]}
     if not students:
         raise TrainInputError("name at least one student (--student wav2small)")
@@ -153,8 +177,9 @@ def train_students(
     options = student_options or {}
     jobs = [{"student": name, "teacher_id": teacher_id, "seed": seed,
              "hyperparams": hp.to_dict(), "student_options": dict(options.get(name, {})),
-             "run_id": new_run_id(name), "time_budget_s": time_budget_s}
-            for name in students]
+             "run_id": new_run_id(name), "time_budget_s": time_budget_s, **runtime,
+             "gpu_slot": slot}
+            for slot, name in enumerate(students)]
     if executor is not None:
         futures = [executor.submit(runner, lake.url, **job) for job in jobs]
         runs = [future.result() for future in futures]

@@ -28,7 +28,8 @@ def centre(signal: np.ndarray, max_samples: int) -> np.ndarray:
 
 @torch.no_grad()
 def predict_signals(model: torch.nn.Module, signals: Iterable[np.ndarray]) -> np.ndarray:
-    """Predict clip by clip (each at its own length), in eval mode; ``[n, 3]``."""
+    """Predict clip by clip (each at its own length), in eval mode, on the model's device."""
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     outputs = []
@@ -37,6 +38,6 @@ def predict_signals(model: torch.nn.Module, signals: Iterable[np.ndarray]) -> np
         if x.numel() < MIN_SAMPLES:
             x = torch.from_numpy(np.tile(signal, math.ceil(MIN_SAMPLES / max(x.numel(), 1)))
                                  [:MIN_SAMPLES].astype(np.float32))
-        outputs.append(model(x[None])[0].numpy())
+        outputs.append(model(x[None].to(device))[0].float().cpu().numpy())
     model.train(was_training)
     return np.stack(outputs).astype(np.float64)

@@ -58,6 +58,25 @@ class Hyperparams:
         return cls(**values)
 
 
+@dataclass
+class Runtime:
+    """Where and how a run computes. None of it changes the batches, so a resume may differ.
+
+    Attributes:
+        device: ``cpu``, ``auto`` (CUDA when visible), ``cuda`` or ``cuda:N``.
+        workers: Data worker processes (0: batches are built in the training process).
+        compile: ``torch.compile`` the training forward pass.
+    """
+
+    device: str = "cpu"
+    workers: int = 0
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise TrainInputError(f"--workers {self.workers}: use 0 (in-process) or more")
+
+
 def default_lr(student: str) -> float:
     """The AdamW learning rate of a student's family when ``--lr`` is not given."""
     return DEFAULT_LR["wav2small" if student.startswith("wav2small") else "mobilenet"]

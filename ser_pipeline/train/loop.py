@@ -8,6 +8,7 @@ and a fixed thread count, two CPU runs with the same seed give identical weights
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any
@@ -19,9 +20,10 @@ from ser_pipeline.lake import Lake, utcnow
 from ser_pipeline.progress import progress_bar
 from ser_pipeline.schemas import SAMPLE_RATE
 from ser_pipeline.students import build_student, count_parameters
-from ser_pipeline.train.augment import make_batch
 from ser_pipeline.train.dev import centre, dev_subset, predict_signals
-from ser_pipeline.train.hparams import DEFAULT_EPOCHS, Hyperparams, default_lr
+from ser_pipeline.train.device import Precision, compiled, resolve_device
+from ser_pipeline.train.hparams import DEFAULT_EPOCHS, Hyperparams, Runtime, default_lr
+from ser_pipeline.train.loader import StepBatches, batch_stream
 from ser_pipeline.train.loss import ccc_report, distillation_loss
 from ser_pipeline.train.source import ClipSource
 from ser_pipeline.train.state import RunState, git_sha
@@ -54,11 +56,15 @@ class Determinism:
 
 def run(lake: Lake, *, run_id: str, student: str, data: TrainData, hp: Hyperparams, seed: int,
         student_options: dict, state: dict | None, time_budget_s: float | None,
-        stop_at_step: int | None) -> dict[str, Any]:
+        stop_at_step: int | None, runtime: Runtime | None = None) -> dict[str, Any]:
     """Train one run to its end (or resume it from ``state``); returns the run record."""
     started = time.monotonic()
+    runtime = runtime or Runtime()
+    device = resolve_device(runtime.device)
+    precision = Precision.for_device(device)
     torch.manual_seed(seed)
-    model = build_student(student, **student_options)
+    model = build_student(student, **student_options).to(device)
+    forward = compiled(model, enabled=runtime.compile)
     params = count_parameters(model)
     batch_size = min(hp.batch_size, len(data.train_ids))
     steps_per_epoch = max(1, len(data.train_ids) // batch_size)
@@ -90,6 +96,8 @@ def run(lake: Lake, *, run_id: str, student: str, data: TrainData, hp: Hyperpara
                         "total_steps": total, "steps_per_epoch": steps_per_epoch,
                         "eval_every": eval_every, "warmup_steps": warmup,
                         "cache_audio": cache},
+        "runtime": {"device": str(device), "precision": precision.dtype,
+                    "workers": runtime.workers, "compile": runtime.compile},
         "params": params, "corpora": data.corpora, "split_name": data.split_name,
         "train_clips": len(data.train_ids), "dev_clips": len(dev_ids),
         "train_audio_s": round(train_seconds, 2), "skipped": data.skipped,
@@ -97,7 +105,7 @@ def run(lake: Lake, *, run_id: str, student: str, data: TrainData, hp: Hyperpara
         "best_dev_ccc": None, "initial_dev_ccc": None, "history": [], "status": "running",
         "resume_state": None, "created_at": utcnow().isoformat(),
     }
-    run_state = RunState(lake, run_id, meta)
+    run_state = RunState(lake, run_id, meta, precision=precision)
     step = 0
     if state is not None:
         step = run_state.resume(state, model=model, optimizer=optimizer)
@@ -117,30 +125,31 @@ def run(lake: Lake, *, run_id: str, student: str, data: TrainData, hp: Hyperpara
 
     status, nan_step = "completed", None
     losses: list[float] = []
-    clips_seen = 0
-    train_started = time.monotonic()
+    clips_seen, waited = 0, 0.0
     model.train()
-    order_epoch, order = -1, []
+    batches = StepBatches(train_source, data.targets, hp=hp, seed=seed, batch_size=batch_size,
+                          steps_per_epoch=steps_per_epoch)
+    stream = batch_stream(batches, start=step, total=total, workers=runtime.workers,
+                          pin_memory=device.type == "cuda")
     dev = meta["best_dev_ccc"]
-    with progress_bar(f"train {student}", total=total) as advance:
+    train_started = time.monotonic()
+    with contextlib.closing(stream), progress_bar(f"train {student}", total=total) as advance:
         advance(step)
-        while step < total:
-            epoch, index = divmod(step, steps_per_epoch)
-            if epoch != order_epoch:
-                order, order_epoch = train_source.epoch_order(seed, epoch), epoch
-            ids = order[index * batch_size:(index + 1) * batch_size]
-            x, y = make_batch(train_source, ids, data.targets, hp=hp, seed=seed, step=step)
+        asked = time.monotonic()
+        for x, y in stream:  # the batch of `step`
+            waited += time.monotonic() - asked
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, base=lr, total=total, warmup=warmup)
-            loss = distillation_loss(model(x), y, ccc_weight=hp.ccc_weight)
+            with precision.autocast():
+                loss = distillation_loss(forward(x), y, ccc_weight=hp.ccc_weight)
             if not torch.isfinite(loss):
                 status, nan_step = "stopped_nan", step
                 break
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            precision.step(loss, optimizer)
             step += 1
-            clips_seen += len(ids)
+            clips_seen += len(x)
             losses.append(float(loss.detach()))
             last = step == total
             if step % eval_every == 0 or last:
@@ -160,13 +169,17 @@ def run(lake: Lake, *, run_id: str, student: str, data: TrainData, hp: Hyperpara
             if time_budget_s is not None and time.monotonic() - started > time_budget_s:
                 status = "stopped_budget"
                 break
+            asked = time.monotonic()
     if status in ("interrupted", "stopped_budget") and meta.get("steps") != step:
         dev = evaluate()
         meta["history"].append({"step": step, "train_loss": float(np.mean(losses))
                                 if losses else None, "dev_ccc": dev})
         checkpoint(step, dev, status)
     train_time = time.monotonic() - train_started
-    meta.update(status=status, finished_at=utcnow().isoformat())
+    # Share of the loop's wall time spent waiting for the next batch (this session only):
+    # near 0 means the data path keeps up; near 1 means add --workers.
+    wait = round(waited / train_time, 4) if train_time > 0 else None
+    meta.update(status=status, finished_at=utcnow().isoformat(), data_wait_fraction=wait)
     if nan_step is not None:
         meta["nan_step"] = nan_step
         meta["error"] = (f"loss became NaN/inf at step {nan_step}; kept the last good checkpoint "
@@ -182,5 +195,6 @@ def run(lake: Lake, *, run_id: str, student: str, data: TrainData, hp: Hyperpara
         "train_clips": meta["train_clips"], "dev_clips": meta["dev_clips"],
         "clips_per_s": round(clips_seen / train_time, 2) if train_time > 0 else None,
         "seconds": round(time.monotonic() - started, 2), "nan_step": nan_step,
-        "error": meta.get("error"),
+        "error": meta.get("error"), "data_wait_fraction": wait, "device": str(device),
+        "precision": precision.dtype, "workers": runtime.workers,
     }

@@ -8,6 +8,7 @@ flat on lakes larger than RAM. The epoch order is a pure function of ``(seed, ep
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Iterable
 
@@ -16,6 +17,7 @@ import pyarrow.parquet as pq
 
 from ser_pipeline.audio import decode_flac
 from ser_pipeline.lake import Lake
+from ser_pipeline.storage import Storage
 
 
 class ClipSource:
@@ -24,6 +26,7 @@ class ClipSource:
     def __init__(self, lake: Lake, parts: list[str], ids: Iterable[str], *, cache: bool,
                  shuffle_clips: int = 2048) -> None:
         self.lake, self.cache, self.shuffle_clips = lake, cache, shuffle_clips
+        self.pid = os.getpid()
         wanted = set(ids)
         self.block_of: dict[str, tuple[str, int]] = {}
         self.blocks: dict[tuple[str, int], list[str]] = {}
@@ -50,6 +53,10 @@ class ClipSource:
             return self.loaded[block]
         part, group = block
         members = set(self.blocks[block])
+        if self.pid != os.getpid():
+            # A forked data worker: an s3fs client is not fork-safe, so open our own.
+            storage = self.lake.storage
+            self.lake, self.pid = Lake(Storage(storage.url, settings=storage.settings)), os.getpid()
         with self.lake.storage.open(part) as handle:
             table = pq.ParquetFile(handle).read_row_group(group, columns=["audio_id", "audio"])
         signals = {}

@@ -2,7 +2,8 @@
 
 At every evaluation the weights go to ``runs/<run_id>/ckpt-<step>.safetensors`` and the
 resume state to ``state-<step>.json`` (step, evaluations since best, optimiser param groups)
-plus ``optim-<step>.safetensors`` (AdamW moments and the torch RNG). The best checkpoint
+plus ``optim-<step>.safetensors`` (AdamW moments, the torch RNG and, on CUDA, the GPU's
+RNG; an fp16 loss scaler's state goes into the JSON). The best checkpoint
 (highest dev CCC averaged over A/D/V) and the last are kept.
 """
 
@@ -24,6 +25,7 @@ from ser_pipeline.runs import (
     save_checkpoint,
     write_run_meta,
 )
+from ser_pipeline.train.device import Precision, rng_state, set_rng_state
 
 
 def git_sha() -> str | None:
@@ -51,7 +53,9 @@ def load_resume_state(lake: Lake, run_id: str) -> tuple[dict[str, Any], dict[str
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, list]:
     """The optimiser's moments as flat named tensors, and its param groups (JSON-able)."""
     state = optimizer.state_dict()
-    tensors = {f"state.{index}.{key}": torch.as_tensor(value).clone()
+    # On CPU so that a CUDA run's state saves and loads anywhere (load_state_dict moves the
+    # moments back to the parameters' device).
+    tensors = {f"state.{index}.{key}": torch.as_tensor(value).detach().cpu().clone()
                for index, values in state["state"].items() for key, value in values.items()}
     return tensors, state["param_groups"]
 
@@ -69,8 +73,10 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, groups: l
 class RunState:
     """``run.json`` of one run and the checkpoint files it points at."""
 
-    def __init__(self, lake: Lake, run_id: str, meta: dict[str, Any]) -> None:
+    def __init__(self, lake: Lake, run_id: str, meta: dict[str, Any], *,
+                 precision: Precision | None = None) -> None:
         self.lake, self.run_id, self.meta = lake, run_id, meta
+        self.precision = precision or Precision(torch.device("cpu"))
         self.evals_since_best = 0
 
     def write(self) -> None:
@@ -93,7 +99,8 @@ class RunState:
         model.load_state_dict(load_checkpoint(self.lake, meta["last_checkpoint"]))
         tensors = load_checkpoint(self.lake, state["optimizer"])
         restore_optimizer(optimizer, tensors, state["param_groups"])
-        torch.set_rng_state(tensors["torch_rng"])
+        set_rng_state(tensors, self.precision.device)
+        self.precision.load_state(state.get("grad_scaler"))
         self.evals_since_best = state["evals_since_best"]
         return state["step"]
 
@@ -114,7 +121,7 @@ class RunState:
         else:
             self.evals_since_best += 1
         tensors, groups = optimizer_tensors(optimizer)
-        tensors["torch_rng"] = torch.get_rng_state()
+        tensors.update(rng_state(self.precision.device))
         from safetensors.torch import save
 
         optim_path = run_path(run_id, f"optim-{at:08d}.safetensors")
@@ -122,7 +129,8 @@ class RunState:
         state_path = run_path(run_id, f"state-{at:08d}.json")
         lake.storage.write_bytes(state_path, json.dumps({
             "step": at, "evals_since_best": self.evals_since_best, "optimizer": optim_path,
-            "param_groups": groups, "checkpoint": path}, indent=2).encode())
+            "param_groups": groups, "checkpoint": path,
+            "grad_scaler": self.precision.state()}, indent=2).encode())
         meta.update(resume_state=state_path, steps=at, status=status)
         self.write()
         keep = {path, meta["best_checkpoint"]}

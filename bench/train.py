@@ -55,6 +55,26 @@ def compute_throughput(student: str, *, crop_s: float, batch_size: int, steps: i
     return batch_size * steps / (time.perf_counter() - start)
 
 
+def workers_ratio(lake: Lake, teacher_id: str, *, student: str, workers: int, steps: int,
+                  crop_s: float, batch_size: int, threads: int, seed: int = 0) -> dict:
+    """Clips/s of the same run with ``workers`` data processes against today's in-process loop.
+
+    Audio streams from Parquet row groups (``cache_limit_s=0``), as on a corpus larger than
+    RAM, so decoding, cropping and augmentation are part of what is measured; the dev set
+    is kept small so that evaluation does not dominate.
+    """
+    hp = Hyperparams(crop_s=crop_s, batch_size=batch_size, max_steps=steps, eval_every=steps,
+                     patience=100, num_threads=threads, cache_limit_s=0.0, max_dev_clips=8)
+    runs = {count: train_one(lake, student=student, teacher_id=teacher_id, seed=seed,
+                             hyperparams=hp, workers=count) for count in (0, workers)}
+    base, fast = runs[0]["clips_per_s"], runs[workers]["clips_per_s"]
+    return {"student": student, "workers": workers, "steps": steps,
+            "clips_per_s_in_process": base, "clips_per_s_workers": fast,
+            "ratio": round(fast / base, 3) if base and fast else None,
+            "data_wait_in_process": runs[0]["data_wait_fraction"],
+            "data_wait_workers": runs[workers]["data_wait_fraction"]}
+
+
 def synthetic_lake(n: int) -> tuple[Lake, str]:
     sys.path.insert(0, str(ROOT / "tests"))
     from lakes import add_teacher_labels, make_audio_lake
@@ -83,6 +103,9 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="Also write the results as JSON here.")
+    parser.add_argument("--workers-ratio", type=int, default=0, metavar="N",
+                        help="Only measure clips/s with N data workers against the in-process "
+                        "loop (streamed audio, --max-steps steps, default 40), then exit.")
     args = parser.parse_args()
     students = args.student or ["wav2small", "mobilenetv4-s"]
     torch.set_num_threads(args.threads)
@@ -98,6 +121,16 @@ def main() -> None:
     print(f"data: {data}; threads {args.threads}; crop {args.crop_s} s; "
           f"batch {args.batch_size}; budget {args.budget_s:g} s per student", flush=True)
 
+    if args.workers_ratio:
+        ratio = workers_ratio(lake, teacher_id, student=students[0], workers=args.workers_ratio,
+                              steps=args.max_steps or 40, crop_s=args.crop_s,
+                              batch_size=args.batch_size, threads=args.threads, seed=args.seed)
+        print(f"{ratio['student']}: {ratio['clips_per_s_workers']} clips/s with "
+              f"{ratio['workers']} workers vs {ratio['clips_per_s_in_process']} in-process: "
+              f"x{ratio['ratio']} (data wait {ratio['data_wait_workers']} vs "
+              f"{ratio['data_wait_in_process']})", flush=True)
+        print(json.dumps(ratio))
+        return
     throughput = {s: compute_throughput(s, crop_s=args.crop_s, batch_size=args.batch_size,
                                         steps=args.throughput_steps) for s in students}
     baseline = throughput.get("wav2small") or compute_throughput(

@@ -14,6 +14,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
+import logging  # noqa: E402
 from collections.abc import Mapping  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -21,6 +22,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact  #
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from ser_pipeline.config import Settings  # noqa: E402
+
+# Training logs one INFO line per evaluation; Prefect's root level is WARNING, and the
+# PREFECT_LOGGING_EXTRA_LOGGERS entry (flows/__init__.py) only adds the run-log handler.
+logging.getLogger("ser_pipeline.train").setLevel(logging.INFO)
 
 
 def task_runner_for(settings: Settings, *, dask_address: str | None = None):

@@ -45,3 +45,20 @@ def progress_bar(description: str, *, total: float | None) -> Iterator[Callable[
             bar.update(task, advance=n, **({"info": info} if fields else {}))
 
         yield advance
+
+
+def show_progress_logs(name: str = "ser_pipeline.train") -> None:
+    """Print a library logger's INFO lines on stderr (outside Prefect, which routes them itself).
+
+    Training logs one line per evaluation (step, train loss, dev CCC); without a handler,
+    Python would show only warnings. Idempotent: a second call adds no second handler.
+    """
+    import logging
+
+    logger = logging.getLogger(name)
+    if not any(getattr(h, "_ser_progress", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        handler._ser_progress = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)

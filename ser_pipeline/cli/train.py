@@ -99,8 +99,10 @@ def train_command(
                                  lake=settings.lake, dask_address=dask_address, **options)
         else:
             from ser_pipeline.lake import Lake
+            from ser_pipeline.progress import show_progress_logs
             from ser_pipeline.train import train_students
 
+            show_progress_logs()  # one line per evaluation on stderr (Prefect does its own)
             summary = train_students(Lake.open(settings=settings), students=student or [],
                                      teacher_id=teacher_id, **options)
     except (ValueError, RunError, StorageError) as error:

@@ -9,6 +9,7 @@ and a fixed thread count, two CPU runs with the same seed give identical weights
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 from typing import Any
@@ -28,6 +29,18 @@ from ser_pipeline.train.loss import ccc_report, distillation_loss
 from ser_pipeline.train.source import ClipSource
 from ser_pipeline.train.state import RunState, git_sha
 from ser_pipeline.train.targets import TrainData
+
+#: Progress of every evaluation (step, train loss, dev CCC). flows/common.py routes this
+#: logger into the Prefect run log; the CLI's local engine prints it.
+log = logging.getLogger("ser_pipeline.train")
+
+
+def log_evaluation(student: str, *, step: int, total: int, train_loss: float | None,
+                   dev: dict[str, float]) -> None:
+    """One line per evaluation: ``wav2small step 200/600 loss 0.412 dev CCC A .. D .. V ..``."""
+    loss = "-" if train_loss is None else f"{train_loss:.4f}"
+    log.info("%s step %d/%d train loss %s dev CCC A %.3f D %.3f V %.3f (mean %.3f)", student,
+             step, total, loss, dev["arousal"], dev["dominance"], dev["valence"], dev["mean"])
 
 
 def lr_at(step: int, *, base: float, total: int, warmup: int) -> float:
@@ -121,6 +134,7 @@ def run(lake: Lake, *, run_id: str, student: str, data: TrainData, hp: Hyperpara
         initial = evaluate()
         meta["initial_dev_ccc"] = initial
         meta["history"].append({"step": 0, "train_loss": None, "dev_ccc": initial})
+        log_evaluation(student, step=0, total=total, train_loss=None, dev=initial)
         checkpoint(0, initial, "running")
 
     status, nan_step = "completed", None
@@ -156,6 +170,8 @@ def run(lake: Lake, *, run_id: str, student: str, data: TrainData, hp: Hyperpara
                 dev = evaluate()
                 meta["history"].append({"step": step, "train_loss": float(np.mean(losses)),
                                         "dev_ccc": dev})
+                log_evaluation(student, step=step, total=total,
+                               train_loss=float(np.mean(losses)), dev=dev)
                 losses = []
                 checkpoint(step, dev, "running")
                 if run_state.evals_since_best >= hp.patience and not last:
@@ -174,6 +190,8 @@ def run(lake: Lake, *, run_id: str, student: str, data: TrainData, hp: Hyperpara
         dev = evaluate()
         meta["history"].append({"step": step, "train_loss": float(np.mean(losses))
                                 if losses else None, "dev_ccc": dev})
+        log_evaluation(student, step=step, total=total, dev=dev,
+                       train_loss=float(np.mean(losses)) if losses else None)
         checkpoint(step, dev, status)
     train_time = time.monotonic() - train_started
     # Share of the loop's wall time spent waiting for the next batch (this session only):

@@ -120,7 +120,7 @@ def main() -> None:
 
     from ser_pipeline.label import label_lake
     from ser_pipeline.teacher import export_teacher_onnx, init_teacher, load_teacher
-    from ser_pipeline.teacher.core import _CACHE
+    from ser_pipeline.teacher.load import _CACHE
 
     torch.set_num_threads(args.threads)
     paths = args.paths.split(",")

@@ -174,10 +174,18 @@ def stage_counts(summary: dict) -> dict:
     }
 
 
+def publish_outcome(outcome: dict) -> str:
+    """``published v1``, or ``published v1 (fp32 only: int8 parity A 0.970 < 0.98 ...)``."""
+    version = f" v{outcome['version']}" if outcome.get("version") else ""
+    withheld = outcome.get("int8_withheld")
+    return f"published{version}" + (f" (fp32 only: {withheld})" if withheld else "")
+
+
 def distill_markdown(summary: dict) -> str:
     lines = ["## Distillation", "", "| student | run | published | why |", "|---|---|---|---|"]
     for student, run_id in summary.get("runs", {}).items():
         outcome = summary.get("published", {}).get(student, {})
-        lines.append(f"| {student} | {run_id} | {outcome.get('published')} | "
+        lines.append(f"| {student} | {run_id} | "
+                     f"{publish_outcome(outcome) if outcome.get('published') else 'no'} | "
                      f"{outcome.get('reason', '')} |")
     return "\n".join(lines)

@@ -5,14 +5,14 @@ and length) and returns ``logits`` (``[batch, 3]``: arousal, dominance, valence)
 audEERING teacher's naming. The log-mel front end is a conv DFT inside the graph, so the
 model eats raw waveforms and no STFT op has to export.
 
-int8: we try dynamic quantisation and static QDQ quantisation calibrated on lake clips
-(with and without the front end left in fp32), each after ``quant_pre_process`` where it
-works, and keep the smallest candidate that passes parity. Dynamic int8 ran slower than
-fp32 on these conv-heavy graphs here (ConvInteger has no fast kernel), so every
-candidate's size and parity are kept in the result for the record.
+int8: static quantisation of the conv stack, calibrated on lake clips, with only the
+type choices that cannot saturate on any CPU (:mod:`ser_pipeline.quantize`); each
+candidate is checked by that rule, then by parity, and the fastest passing one on this
+machine ships. Every candidate's recipe, size, parity and latency stay in the result.
 
 Parity, checked before anything can be published: on dev clips, CCC(ONNX fp32, torch)
->= 0.999 and CCC(int8, fp32) >= 0.98 for every dimension; otherwise :class:`ParityError`.
+>= 0.999 for every dimension, otherwise :class:`ParityError`; and CCC(int8, fp32) >= 0.98,
+otherwise the int8 file is withheld (``int8.withheld``) and the model ships as fp32 only.
 
 ``metadata_props`` of both files: ``labels``, ``sample_rate``, ``teacher_id``,
 ``teacher_sha256``, ``student``, ``run_id``, ``min_samples``, ``quantization`` and
@@ -40,6 +40,14 @@ import numpy as np
 
 from ser_pipeline.lake import Lake
 from ser_pipeline.onnx_model import MIN_SAMPLES, OnnxModel, cpu_peak_gflops, measure
+from ser_pipeline.quantize import (
+    STUDENT_RECIPES,
+    Int8Recipe,
+    cpu_info,
+    latency_ms,
+    quantize,
+    saturation_risks,
+)
 from ser_pipeline.schemas import LABELS, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -248,52 +256,33 @@ def _name_nodes(path: Path) -> None:
         onnx.save_model(proto, str(path), save_as_external_data=False)
 
 
-def quantize_candidates(fp32: Path, work: Path, calibration: Sequence[np.ndarray]) -> list[dict]:
-    """Build every int8 candidate; each is ``{method, path | error, preprocess}``."""
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_dynamic,
-        quantize_static,
-    )
+def quantize_candidates(fp32: Path, work: Path, calibration: Sequence[np.ndarray], *,
+                        recipes: Sequence[Int8Recipe] = STUDENT_RECIPES) -> list[dict]:
+    """Build every int8 candidate: ``{method, recipe, path | error, risks, preprocess}``.
 
+    A candidate that :func:`~ser_pipeline.quantize.saturation_risks` flags is kept in the
+    record (``risks``) but loses its ``path``, so it can never be chosen.
+    """
     pre, pre_label = _preprocess(fp32, work / "pre.onnx")
     _name_nodes(pre)
     front = _front_end_nodes(pre)
-    plans = [
-        ("dynamic", lambda out: quantize_dynamic(str(pre), str(out),
-                                                 weight_type=QuantType.QInt8)),
-        ("static-qdq", lambda out: quantize_static(
-            str(pre), str(out), _ClipReader(calibration), quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-            calibrate_method=CalibrationMethod.MinMax)),
-    ]
-    if front:
-        # The conv stack in int8, the front end (DFT power spans many decades before the
-        # log) and the attention pooling (softmax weights ~1/frames) in fp32.
-        plans.append(("static-qdq-conv", lambda out: quantize_static(
-            str(pre), str(out), _ClipReader(calibration), quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-            calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=front,
-            op_types_to_quantize=["Conv"])))
-        # The same in QOperator form (QLinearConv): no Q/DQ pairs around every conv.
-        plans.append(("static-qoperator-conv", lambda out: quantize_static(
-            str(pre), str(out), _ClipReader(calibration), quant_format=QuantFormat.QOperator,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-            calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=front,
-            op_types_to_quantize=["Conv"])))
     candidates = []
-    for method, build in plans:
-        out = work / f"int8-{method}.onnx"
-        record: dict[str, Any] = {"method": method, "preprocess": pre_label}
+    for recipe in recipes:
+        out = work / f"int8-{recipe.name}.onnx"
+        record: dict[str, Any] = {"method": recipe.name, "preprocess": pre_label,
+                                  "recipe": {**recipe.to_dict(), "nodes_excluded": front}}
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                build(out)
+            quantize(recipe, pre, out, calibration=_ClipReader(calibration),
+                     nodes_to_exclude=front)
             _stamp(out, {})  # strip debug info so sizes compare like for like
             OnnxModel(out)  # loads in ORT
-            record.update(path=str(out), bytes=out.stat().st_size)
+            record["bytes"] = out.stat().st_size
+            record["risks"] = saturation_risks(out)
+            if record["risks"]:
+                record["error"] = (f"rejected: {len(record['risks'])} integer products can "
+                                   "saturate on CPUs without VNNI")
+            else:
+                record["path"] = str(out)
         except Exception as error:
             record["error"] = f"{type(error).__name__}: {str(error)[:300]}"
         candidates.append(record)
@@ -357,6 +346,7 @@ def export_model(
     measure_performance: bool = True,
     measure_candidates: bool = False,
     repeats: int = 30,
+    latency_repeats: int = 10,
 ) -> dict:
     """Export, quantise, parity-check and measure one torch model.
 
@@ -370,9 +360,15 @@ def export_model(
         measure_performance: Measure latency and RSS of both files (subprocess).
         measure_candidates: Also measure every int8 candidate (benchmarks).
         repeats: Timed runs per latency measurement.
+        latency_repeats: Timed runs per candidate when ranking int8 candidates by speed.
 
     Returns:
-        A JSON-able dict: files, parity, quantisation candidates and performance.
+        A JSON-able dict: files, parity, quantisation candidates and performance. When no
+        int8 candidate passes, only ``model.onnx`` is written and ``int8.withheld`` says
+        why: that is a result, not an error.
+
+    Raises:
+        ParityError: with ``check``, when ONNX fp32 disagrees with torch.
     """
     if len(parity_clips) < 2:
         raise ExportError(f"parity needs at least 2 clips, got {len(parity_clips)}")
@@ -388,6 +384,7 @@ def export_model(
 
     with tempfile.TemporaryDirectory(prefix="ser-quant-") as tmp:
         candidates = quantize_candidates(fp32, Path(tmp), calibration)
+        fp32_ms = latency_ms(fp32, repeats=latency_repeats)
         for candidate in candidates:
             if "path" not in candidate:
                 candidate["passed"] = False
@@ -395,23 +392,26 @@ def export_model(
             candidate["ccc_vs_fp32"] = ccc_per_dimension(
                 onnx_fp32, onnx_predict(candidate["path"], parity_clips))
             candidate["passed"] = min(candidate["ccc_vs_fp32"].values()) >= INT8_PARITY_MIN
+            if candidate["passed"]:
+                candidate["latency_ms"] = latency_ms(candidate["path"], repeats=latency_repeats)
             if measure_candidates and measure_performance:
                 candidate["perf"] = measure(candidate["path"], repeats=repeats)
-        passing = sorted((c for c in candidates if c["passed"]), key=lambda c: c["bytes"])
-        # None passes: keep the most faithful one, so the failure can be inspected.
-        built = sorted((c for c in candidates if "path" in c),
-                       key=lambda c: -min(c["ccc_vs_fp32"].values()))
-        chosen = passing[0] if passing else (built[0] if built else None)
-        if chosen is None:
-            raise ExportError("every int8 quantisation failed: " + "; ".join(
-                f"{c['method']}: {c.get('error')}" for c in candidates))
+        # int8 earns its place by speed on this machine, not by file size.
+        passing = sorted((c for c in candidates if c["passed"]), key=lambda c: c["latency_ms"])
+        chosen = passing[0] if passing else None
         int8 = out_dir / INT8_FILE
-        shutil.copyfile(chosen["path"], int8)
+        int8.unlink(missing_ok=True)  # a withheld int8 must not linger from an earlier export
+        if chosen is not None:
+            shutil.copyfile(chosen["path"], int8)
         for candidate in candidates:
             candidate.pop("path", None)
-    _stamp(int8, {**metadata, "quantization": chosen["method"]})
+    if chosen is not None:
+        _stamp(int8, {**metadata, "quantization": chosen["method"]})
 
-    int8_ccc = chosen["ccc_vs_fp32"]
+    tried = [c for c in candidates if "ccc_vs_fp32" in c]
+    # Nothing passed: report the most faithful candidate's numbers.
+    best = chosen or max(tried, key=lambda c: min(c["ccc_vs_fp32"].values()), default=None)
+    int8_ccc = best["ccc_vs_fp32"] if best else None
     parity = {
         "clips": len(parity_clips),
         "torch_vs_fp32": torch_ccc,
@@ -419,20 +419,34 @@ def export_model(
         "max_abs_diff_torch_vs_fp32": float(np.abs(reference - onnx_fp32).max()),
         "thresholds": {"torch_vs_fp32": TORCH_PARITY_MIN, "int8_vs_fp32": INT8_PARITY_MIN},
         "dynamic_shapes_ok": shape_check,
+        "int8_passed": chosen is not None,
+        "machine": cpu_info(),
     }
-    parity["passed"] = bool(min(torch_ccc.values()) >= TORCH_PARITY_MIN
-                            and min(int8_ccc.values()) >= INT8_PARITY_MIN and shape_check)
+    # fp32 must match torch; int8 failing only withholds the int8 file.
+    parity["passed"] = bool(min(torch_ccc.values()) >= TORCH_PARITY_MIN and shape_check)
+    written = (FP32_FILE, INT8_FILE) if chosen is not None else (FP32_FILE,)
     result: dict[str, Any] = {
         "out_dir": str(out_dir),
         "files": {name: {"path": str(out_dir / name), "bytes": (out_dir / name).stat().st_size,
                          "sha256": sha256_file(out_dir / name)}
-                  for name in (FP32_FILE, INT8_FILE)},
-        "quantization": {"chosen": chosen["method"], "candidates": candidates},
+                  for name in written},
+        "quantization": {
+            "chosen": chosen["method"] if chosen else None,
+            "recipe": chosen["recipe"] if chosen else None,
+            "selection": "fastest parity-passing, saturation-free candidate on this machine",
+            "fp32_latency_ms": fp32_ms,
+            "int8_latency_ms": chosen["latency_ms"] if chosen else None,
+            "machine": parity["machine"],
+            "candidates": candidates,
+        },
+        "int8": {"withheld": chosen is None,
+                 "reason": None if chosen else int8_withheld_reason(candidates)},
         "parity": parity,
         "metadata": metadata,
     }
     if measure_performance:
-        result["performance"] = performance(model, fp32, int8, repeats=repeats)
+        result["performance"] = performance(model, fp32, int8 if chosen else None,
+                                            repeats=repeats)
     if check and not parity["passed"]:
         raise ParityError(_parity_message(parity), parity)
     return result
@@ -459,34 +473,54 @@ def _parity_message(parity: dict) -> str:
     return (
         f"parity failed on {parity['clips']} clips: "
         f"CCC(onnx fp32, torch) [{fmt(parity['torch_vs_fp32'])}]"
-        f" (need >= {TORCH_PARITY_MIN}); CCC(int8, fp32) [{fmt(parity['int8_vs_fp32'])}] "
-        f"(need >= {INT8_PARITY_MIN}); dynamic shapes ok: {parity['dynamic_shapes_ok']}. "
+        f" (need >= {TORCH_PARITY_MIN}); dynamic shapes ok: {parity['dynamic_shapes_ok']}. "
         "Nothing was published."
     )
 
 
-def performance(model, fp32: Path, int8: Path, *, repeats: int = 30,
+def int8_withheld_reason(candidates: Sequence[dict]) -> str:
+    """One line on why no int8 file ships, e.g. ``int8 parity A 0.97 < 0.98``.
+
+    The numbers are the most faithful candidate's; candidates that could not be built or
+    were rejected by the saturation rule are counted.
+    """
+    tried = [c for c in candidates if "ccc_vs_fp32" in c]
+    if not tried:
+        errors = "; ".join(f"{c['method']}: {c.get('error')}" for c in candidates)
+        return f"no int8 candidate could be used ({errors})"
+    best = max(tried, key=lambda c: min(c["ccc_vs_fp32"].values()))
+    low = [f"{label[0].upper()} {value:.3f}" for label, value in best["ccc_vs_fp32"].items()
+           if value < INT8_PARITY_MIN]
+    rejected = len(candidates) - len(tried)
+    tail = f" ({best['method']}; {rejected} more rejected)" if rejected else \
+        f" ({best['method']})"
+    return f"int8 parity {', '.join(low)} < {INT8_PARITY_MIN}{tail}"
+
+
+def performance(model, fp32: Path, int8: Path | None, *, repeats: int = 30,
                 seconds: float = 5.0) -> dict:
     """Latency, added peak RSS and achieved GFLOP/s on one thread for a 5 s clip."""
     flops = count_flops(model, seconds=seconds)
     peak = cpu_peak_gflops()
     out: dict[str, Any] = {"clip_s": seconds, "threads": 1, "gflop_per_clip": flops / 1e9,
-                           "cpu_peak": peak}
-    for label, path in (("fp32", fp32), ("int8", int8)):
+                           "cpu_peak": peak, "machine": cpu_info()}
+    files = (("fp32", fp32), ("int8", int8)) if int8 is not None else (("fp32", fp32),)
+    for label, path in files:
         figures = measure(path, seconds=seconds, repeats=repeats, threads=1)
         achieved = flops / 1e9 / (figures["latency_ms"] / 1000)
         figures["gflops_achieved"] = achieved
         figures["fraction_of_fp32_peak"] = achieved / peak["peak_gflops"] if peak[
             "peak_gflops"] else None
         out[label] = figures
-    out["int8_speedup_vs_fp32"] = out["fp32"]["latency_ms"] / out["int8"]["latency_ms"]
+    out["int8_speedup_vs_fp32"] = (out["fp32"]["latency_ms"] / out["int8"]["latency_ms"]
+                                   if "int8" in out else None)
     return out
 
 
 def check_targets(result: dict) -> dict:
     """The paper's Wav2Small figures against ours: ``{figure: {ours, target, met}}``."""
     perf = result.get("performance", {})
-    ours = {"int8_bytes": result["files"][INT8_FILE]["bytes"],
+    ours = {"int8_bytes": (result["files"].get(INT8_FILE) or {}).get("bytes"),
             "latency_ms": perf.get("int8", {}).get("latency_ms"),
             "peak_rss_increase_mb": perf.get("int8", {}).get("peak_rss_increase_mb")}
     return {key: {"ours": ours[key], "target": target,
@@ -570,7 +604,7 @@ def export_run(
     measure_performance: bool = True,
     repeats: int = 30,
 ) -> dict:
-    """Export a run's best checkpoint to ``out_dir`` (fp32 + int8) and check parity.
+    """Export a run's best checkpoint to ``out_dir`` (fp32, and int8 if it passes parity).
 
     Args:
         lake: The lake holding the run and the clips.
@@ -583,11 +617,13 @@ def export_run(
         repeats: Timed runs per latency figure.
 
     Returns:
-        The export summary (also written to ``out_dir/export.json``).
+        The export summary (also written to ``out_dir/export.json``); ``int8.withheld``
+        says whether the int8 file was left out, and why.
 
     Raises:
         ser_pipeline.runs.RunError: unknown run or no best checkpoint.
-        ParityError: parity below the thresholds (numbers in the message and ``.parity``).
+        ParityError: ONNX fp32 disagrees with torch (numbers in the message and
+            ``.parity``).
     """
     from ser_pipeline.runs import load_run_model
 

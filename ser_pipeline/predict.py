@@ -8,6 +8,7 @@ reason; the other files are still predicted.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from ser_pipeline.audio import AudioError, decode
@@ -16,6 +17,8 @@ from ser_pipeline.onnx_model import OnnxModel
 from ser_pipeline.progress import progress_bar
 from ser_pipeline.schemas import LABELS, SAMPLE_RATE
 from ser_pipeline.storage import filesystem_for
+
+log = logging.getLogger(__name__)
 
 #: Extensions picked up when a directory is given.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif",
@@ -78,11 +81,13 @@ def predict_files(
         One row per file: ``file``, ``arousal``, ``dominance``, ``valence``,
         ``duration_s``, ``n_windows``, ``error`` (``None`` when it worked).
     """
-    from ser_pipeline.registry import resolve_model_uri
+    from ser_pipeline.registry import resolve_model
 
     settings = settings or get_settings()
-    model_path = resolve_model_uri(model_uri, settings=settings, registry=registry,
-                                   cache_dir=cache_dir, precision=precision)
+    model_path, notice = resolve_model(model_uri, settings=settings, registry=registry,
+                                       cache_dir=cache_dir, precision=precision)
+    if notice:
+        log.warning(notice)
     model = OnnxModel(model_path, threads=threads)
     files = expand_inputs(paths, settings=settings)
     rows = []

@@ -4,7 +4,7 @@ Layout (root = ``--registry`` / ``$SER_REGISTRY``)::
 
     models/<name>/<version>/model.onnx        fp32, written first (its exclusive create
                                              claims the version number)
-    models/<name>/<version>/model.int8.onnx   int8
+    models/<name>/<version>/model.int8.onnx   int8 (absent when int8 failed parity)
     models/<name>/<version>/model.yaml        audonnx description (audonnx.load(folder))
     models/<name>/<version>/manifest.json     written LAST: a version exists iff it has one
     models/<name>/latest.json                 alias -> newest complete version
@@ -21,7 +21,9 @@ concurrent publishes therefore get two complete versions, and the alias ends on 
 
 Model URIs: ``registry://name``, ``registry://name@3``, ``registry://name@latest``, with an
 optional ``#fp32`` or ``#int8`` suffix (default int8: the artefact the paper ships), or a
-local path (an ``.onnx`` file or a version folder).
+local path (an ``.onnx`` file or a version folder). A version whose int8 failed parity is
+published with ``model.onnx`` only; its manifest's ``int8`` section says why, and
+resolving it serves fp32 with a one-line notice.
 """
 
 from __future__ import annotations
@@ -204,7 +206,12 @@ class Registry:
                 f"int8_vs_fp32={parity.get('int8_vs_fp32')})")
         payloads = {}
         for file_name in (FP32_FILE, INT8_FILE):
-            info = export["files"][file_name]
+            info = export["files"].get(file_name)
+            if info is None:
+                if file_name == INT8_FILE and (export.get("int8") or {}).get("withheld"):
+                    continue  # published fp32 only; the manifest says why
+                raise RegistryError(f"export of run {export.get('run_id')} has no {file_name}"
+                                    ": export again")
             data = Path(info["path"]).read_bytes()
             if sha256_bytes(data) != info["sha256"]:
                 raise IntegrityError(f"{info['path']} changed since it was exported "
@@ -215,12 +222,15 @@ class Registry:
         try:
             version = self._claim(name, version, payloads[FP32_FILE])
             folder = self._dir(name, version)
-            for file_name in (INT8_FILE, YAML_FILE):
+            for file_name in (n for n in (INT8_FILE, YAML_FILE) if n in payloads):
                 if not self._create_in_claimed(f"{folder}/{file_name}", payloads[file_name]):
                     raise RegistryError(f"{self._uri(folder, file_name)} appeared during the "
                                         "publish: another writer is using this version")
             manifest = self._manifest(export, name=name, version=version, payloads=payloads,
                                       extra=extra)
+            from ser_pipeline.model_card import CARD_FILE, model_card  # README.md (HF-style)
+
+            self._create_in_claimed(f"{folder}/{CARD_FILE}", model_card(manifest).encode())
             self._write_manifest(folder, manifest)
             self._update_latest(name, version, manifest)
         except RegistryError:
@@ -287,8 +297,13 @@ class Registry:
             for file_name, data in payloads.items()
         }
         files[FP32_FILE]["precision"] = "fp32"
-        files[INT8_FILE].update(precision="int8",
-                                quantization=(export.get("quantization") or {}).get("chosen"))
+        quantization = export.get("quantization") or {}
+        if INT8_FILE in files:
+            files[INT8_FILE].update(precision="int8", quantization=quantization.get("chosen"))
+        default_file = INT8_FILE if INT8_FILE in files else FP32_FILE
+        int8_state = export.get("int8") or {"withheld": INT8_FILE not in files}
+        if int8_state.get("withheld"):
+            warnings.append(f"int8 withheld: {int8_state.get('reason')}; fp32 is served")
         parity = {k: v for k, v in (export.get("parity") or {}).items() if k != "audio_ids"}
         performance = export.get("performance") or {}
         manifest = {
@@ -298,7 +313,12 @@ class Registry:
             "uri": f"registry://{name}@{version}",
             "published_at": datetime.now(timezone.utc).isoformat(),
             "files": files,
-            "default_file": INT8_FILE,
+            "default_file": default_file,
+            "int8": {**int8_state, "recipe": quantization.get("recipe"),
+                     "selection": quantization.get("selection"),
+                     "fp32_latency_ms": quantization.get("fp32_latency_ms"),
+                     "int8_latency_ms": quantization.get("int8_latency_ms"),
+                     "parity_machine": quantization.get("machine")},
             "input": {"name": INPUT_NAME, "dtype": "float32", "shape": ["batch", "samples"],
                       "sample_rate": SAMPLE_RATE,
                       "min_samples": int(metadata.get("min_samples", 0)) or None,
@@ -310,7 +330,7 @@ class Registry:
             "run_id": export.get("run_id"),
             "teacher_id": provenance.get("teacher_id"),
             "params": export.get("params"),
-            "size_bytes": files[INT8_FILE]["bytes"],
+            "size_bytes": files[default_file]["bytes"],
             "ccc": export.get("ccc") or [],
             "parity": parity,
             "teacher": {"id": provenance.get("teacher_id"),
@@ -327,7 +347,8 @@ class Registry:
                                                       "int8_speedup_vs_fp32")
             } | {p: {k: (performance.get(p) or {}).get(k) for k in (
                 "latency_ms", "peak_rss_increase_mb", "gflops_achieved",
-                "fraction_of_fp32_peak")} for p in ("fp32", "int8")} if performance else {},
+                "fraction_of_fp32_peak")} for p in ("fp32", "int8") if p in performance}
+            if performance else {},
             "packages": package_versions(),
             "license": license_info,
             "warnings": warnings,
@@ -413,7 +434,7 @@ class Registry:
                     "name": model_name, "version": version, "latest": version == latest,
                     "student": manifest["training_run"].get("student"),
                     "run_id": manifest["training_run"].get("run_id"),
-                    "int8_bytes": manifest["files"][INT8_FILE]["bytes"],
+                    "int8_bytes": (manifest["files"].get(INT8_FILE) or {}).get("bytes"),
                     "fp32_bytes": manifest["files"][FP32_FILE]["bytes"],
                     "dev_ccc_mean": ccc.get("mean") if ccc else None,
                     "license": manifest.get("license", {}).get("id"),
@@ -469,19 +490,21 @@ class Registry:
         return base / "registry" / sha256_bytes(redact(self.url).encode())[:16]
 
 
-def resolve_model_uri(
+def resolve_model(
     uri: str,
     *,
     settings: Settings | None = None,
     registry: str | None = None,
     cache_dir: str | Path | None = None,
     precision: str | None = None,
-) -> Path:
-    """A local ``.onnx`` path for ``registry://name[@version|latest][#fp32|#int8]`` or a path.
+) -> tuple[Path, str | None]:
+    """A local ``.onnx`` path for ``registry://name[@version|latest][#fp32|#int8]`` or a path,
+    and a one-line notice when the file served is not the one asked for.
 
     Registry models are downloaded to the cache (``cache_dir``, else
     ``~/.cache/ser-pipeline``) and every file's sha256 is checked against the manifest.
-    The int8 model is the default; ``#fp32`` (or ``precision="fp32"``) picks fp32.
+    The int8 model is the default; ``#fp32`` (or ``precision="fp32"``) picks fp32. A model
+    published fp32 only (its int8 failed parity) serves fp32, and the notice says so.
     A local folder with a ``manifest.json`` is verified the same way.
 
     Raises:
@@ -496,27 +519,34 @@ def resolve_model_uri(
     file_name = INT8_FILE if precision == "int8" else FP32_FILE
     if target.startswith("registry://"):
         name, version = parse_ref(target[len("registry://"):])
-        folder, _ = Registry(registry, settings=settings).fetch(name, version,
-                                                                cache_dir=cache_dir)
-        return folder / file_name
-    if "://" in target:
+        folder, manifest = Registry(registry, settings=settings).fetch(name, version,
+                                                                       cache_dir=cache_dir)
+    elif "://" in target:
         raise ValueError(f"unsupported model URI {uri!r}: use registry://NAME[@VERSION] or a "
                          "path to an .onnx file or a model folder")
-    path = Path(target).expanduser()
-    if path.is_file():
-        return path
-    if path.is_dir():
-        manifest_path = path / MANIFEST
-        if manifest_path.is_file():
-            manifest = json.loads(manifest_path.read_text())
-            for name, info in manifest["files"].items():
-                if sha256_bytes((path / name).read_bytes()) != info["sha256"]:
-                    raise IntegrityError(f"sha256 mismatch for {path / name}: it does not "
-                                         "match manifest.json")
-        for candidate in (file_name, FP32_FILE):
-            if (path / candidate).is_file():
-                return path / candidate
-    raise ModelNotFoundError(f"model {uri!r} not found: no such file or model folder")
+    else:
+        folder, manifest = Path(target).expanduser(), None
+        if folder.is_file():
+            return folder, None
+        if not folder.is_dir():
+            raise ModelNotFoundError(f"model {uri!r} not found: no such file or model folder")
+        if (folder / MANIFEST).is_file():
+            manifest = json.loads((folder / MANIFEST).read_text())
+            for member, info in manifest["files"].items():
+                if sha256_bytes((folder / member).read_bytes()) != info["sha256"]:
+                    raise IntegrityError(f"sha256 mismatch for {folder / member}: it does "
+                                         "not match manifest.json")
+    if (folder / file_name).is_file():
+        return folder / file_name, None
+    if (folder / FP32_FILE).is_file():
+        why = ((manifest or {}).get("int8") or {}).get("reason") or "no int8 file"
+        return folder / FP32_FILE, f"{target} has no int8 model ({why}); using fp32"
+    raise ModelNotFoundError(f"model {uri!r} not found: {folder} holds no {file_name}")
+
+
+def resolve_model_uri(uri: str, **options: Any) -> Path:
+    """The path half of :func:`resolve_model` (same arguments)."""
+    return resolve_model(uri, **options)[0]
 
 
 def publish_run(
@@ -559,8 +589,10 @@ def publish_summary(manifest: dict) -> dict:
         "uri": manifest["uri"], "name": manifest["name"], "version": manifest["version"],
         "run_id": manifest.get("run_id"), "student": manifest.get("student"),
         "fp32_bytes": manifest["files"][FP32_FILE]["bytes"],
-        "int8_bytes": manifest["files"][INT8_FILE]["bytes"],
-        "quantization": manifest["files"][INT8_FILE].get("quantization"),
+        "int8_bytes": (manifest["files"].get(INT8_FILE) or {}).get("bytes"),
+        "quantization": (manifest["files"].get(INT8_FILE) or {}).get("quantization"),
+        "int8_withheld": (manifest.get("int8") or {}).get("reason")
+        if (manifest.get("int8") or {}).get("withheld") else None,
         "parity_int8_vs_fp32": manifest["parity"].get("int8_vs_fp32"),
         "int8_latency_ms": (perf.get("int8") or {}).get("latency_ms"),
         "license": manifest["license"].get("id"),

@@ -25,7 +25,7 @@ from ser_pipeline.label import label_lake
 from ser_pipeline.lake import Lake, content_key, utcnow
 from ser_pipeline.schemas import SAMPLE_RATE
 from ser_pipeline.teacher import init_teacher, load_teacher
-from ser_pipeline.teacher.core import LOAD_COUNT
+from ser_pipeline.teacher.load import LOAD_COUNT
 
 torch.set_num_threads(2)
 ROOT = Path(__file__).resolve().parents[1]

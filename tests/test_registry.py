@@ -51,7 +51,7 @@ def test_publish_list_show_fetch_round_trip(exported, registry_url, tmp_path):  
     assert registry.show("toy-w2s") == {k: v for k, v in manifest.items() if k != "db"}
     folder = "models/toy-w2s/1"
     assert set(registry.storage.list(folder)) == {f"{folder}/{n}" for n in (
-        "model.onnx", "model.int8.onnx", "model.yaml", "manifest.json")}
+        "model.onnx", "model.int8.onnx", "model.yaml", "manifest.json", "README.md")}
     for name, info in manifest["files"].items():
         data = registry.storage.read_bytes(f"{folder}/{name}")
         assert len(data) == info["bytes"]
@@ -193,25 +193,51 @@ def test_parity_failure_blocks_publish(exported, registry_url, tmp_path):  # noq
     assert registry.names() == []
 
 
-def test_cli_publish_list_show_and_parity_gate(tmp_path, monkeypatch):
+def test_cli_publish_fp32_only_when_int8_fails_then_list_show_predict(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # rich folds table cells at the terminal width
     monkeypatch.setenv("SER_DB", str(tmp_path / "ser.duckdb"))
     monkeypatch.setenv("SER_CACHE_DIR", str(tmp_path / "cache"))
     registry = str(tmp_path / "registry")
     lake, run_id, records = make_run(str(tmp_path / "lake"), n=24, n_dev=10)
     make_run("", run_id="tampered-run", outlier=3000.0, n_dev=10, lake=lake, records=records)
     runner = CliRunner()
-    bad = runner.invoke(app, ["publish", "--run", "tampered-run", "--name", "toy", "--lake",
-                              lake.url, "--registry", registry, "--engine", "local"])
-    assert bad.exit_code == 2 and "parity failed" in bad.output
-    assert Registry(registry).names() == []
+    fp32_only = runner.invoke(app, ["publish", "--run", "tampered-run", "--name", "toy",
+                                    "--lake", lake.url, "--registry", registry, "--engine",
+                                    "local", "--json"])
+    assert fp32_only.exit_code == 0, fp32_only.output
+    summary = json.loads(fp32_only.stdout)
+    assert summary["int8_bytes"] is None and summary["int8_withheld"].startswith("int8 parity")
+    manifest = Registry(registry).show("toy", 1)
+    assert set(manifest["files"]) == {"model.onnx", "model.yaml"}
+    assert manifest["default_file"] == "model.onnx" and manifest["int8"]["withheld"]
+    assert min(manifest["parity"]["int8_vs_fp32"].values()) < 0.98  # the numbers are kept
+    assert any("int8 withheld" in w for w in manifest["warnings"])
+    shown = runner.invoke(app, ["models", "show", "toy@1", "--registry", registry])
+    assert "withheld: int8 parity" in shown.output
+    wav = tmp_path / "clip.wav"
+    import soundfile
+
+    soundfile.write(wav, records[0]["signal"], 16000)
+    predicted = runner.invoke(app, ["predict", "registry://toy@1", str(wav), "--registry",
+                                    registry, "--json"])
+    assert predicted.exit_code == 0, predicted.output
+    notices = [line for line in predicted.stderr.splitlines() if "using fp32" in line]
+    assert len(notices) == 1 and "no int8 model (int8 parity" in notices[0]
+
     ok = runner.invoke(app, ["publish", "--run", run_id, "--name", "toy", "--lake", lake.url,
                              "--registry", registry, "--engine", "local", "--json"])
     assert ok.exit_code == 0, ok.output
-    assert json.loads(ok.stdout)["uri"] == "registry://toy@1"
+    assert json.loads(ok.stdout)["uri"] == "registry://toy@2"
+    assert json.loads(ok.stdout)["int8_bytes"] > 0
     listed = runner.invoke(app, ["models", "list", "--registry", registry, "--json"])
-    assert [m["version"] for m in json.loads(listed.stdout)["models"]] == [1]
-    shown = runner.invoke(app, ["models", "show", "toy@1", "--registry", registry, "--json"])
-    assert json.loads(shown.stdout)["run_id"] == run_id
+    rows = json.loads(listed.stdout)["models"]
+    assert [(m["version"], m["int8_bytes"] is None) for m in rows] == [(1, True), (2, False)]
+    shown = runner.invoke(app, ["models", "show", "toy@2", "--registry", registry, "--json"])
+    manifest = json.loads(shown.stdout)
+    assert manifest["run_id"] == run_id and manifest["int8"]["recipe"]["name"]
+    assert manifest["int8"]["parity_machine"]["kind"]
+    text = runner.invoke(app, ["models", "show", "toy@2", "--registry", registry]).output
+    assert "parity_measured_on" in text and "activations uint8" in text
     missing = runner.invoke(app, ["models", "show", "nope", "--registry", registry])
     assert missing.exit_code == 2 and "not found" in missing.output
 

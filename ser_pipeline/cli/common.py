@@ -14,7 +14,9 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ser_pipeline.config import Settings, get_settings
 
@@ -55,7 +57,7 @@ def settings_for(lake: str | None = None, registry: str | None = None, **more: A
 
 def fail(message: str, *, code: int = 2) -> NoReturn:
     """Print a one-line error to stderr and exit."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -88,16 +90,26 @@ def emit(summary: Mapping[str, Any], *, title: str, as_json: bool) -> None:
 
 
 def summary_table(summary: Mapping[str, Any], *, title: str) -> Table:
-    table = Table(title=title, show_header=True, header_style="bold")
+    table = Table(title=escape(title), show_header=True, header_style="bold")
     table.add_column("item")
     table.add_column("value", overflow="fold")
     for key, value in summary.items():
         if isinstance(value, Mapping):
             for sub_key, sub_value in value.items():
-                table.add_row(f"{key}.{sub_key}", _fmt(sub_value))
+                table.add_row(escape(f"{key}.{sub_key}"), escape(_fmt(sub_value)))
         else:
-            table.add_row(str(key), _fmt(value))
+            table.add_row(escape(str(key)), escape(_fmt(value)))
     return table
+
+
+def add_plain_row(table: Table, *cells: Any) -> None:
+    """Add a row whose cells print as written: rich would read ``[x=1]`` as markup."""
+    table.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in cells))
+
+
+def note(message: str) -> None:
+    """A one-line notice on stderr (dynamic text printed as written, brackets included)."""
+    err_console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _fmt(value: Any) -> str:

@@ -11,8 +11,8 @@ from ser_pipeline.cli.common import (
     LakeOption,
     app,
     emit,
-    err_console,
     fail,
+    note,
     settings_for,
 )
 
@@ -41,6 +41,6 @@ def build_command(
         fail(str(error).splitlines()[0])
     if not as_json:
         for notice in summary["notices"]:
-            err_console.print(f"[yellow]notice:[/] {notice}", highlight=False)
+            note(notice)
     emit(summary if as_json else {k: v for k, v in summary.items() if k != "notices"},
          title="db build", as_json=as_json)

@@ -6,12 +6,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ser_pipeline.cli.common import (
     JsonOption,
     LakeOption,
     RegistryOption,
+    add_plain_row,
     app,
     console,
     emit,
@@ -86,15 +89,17 @@ def distill_command(
         for column in ("file", "arousal", "dominance", "valence"):
             table.add_column(column)
         for row in predictions:
-            table.add_row(Path(row["file"]).name,
+            add_plain_row(table, Path(row["file"]).name,
                           *(f"{row.get(k, float('nan')):.3f}" for k in ("arousal", "dominance",
                                                                         "valence")))
         console.print(table)
     if summary.get("report_html"):
-        console.print(f"report: {summary['report_html']}")
+        console.print(Text(f"report: {summary['report_html']}"))
 
 
 def _print_outcomes(summary: dict) -> None:
+    from flows.distill import publish_outcome
+
     table = Table(title="Students")
     for column in ("student", "run", "published", "why"):
         table.add_column(column, overflow="fold")
@@ -102,10 +107,10 @@ def _print_outcomes(summary: dict) -> None:
         outcome = summary["published"].get(student, {})
         version = f" v{outcome['version']}" if outcome.get("version") else ""
         if outcome.get("published"):
-            state = f"yes{version}"
+            state = publish_outcome(outcome)
         else:
             state = f"earlier{version}" if outcome.get("version") else "no"
-        table.add_row(student, run_id, state, str(outcome.get("reason", "")))
+        add_plain_row(table, student, run_id, state, str(outcome.get("reason", "")))
     console.print(table)
 
 
@@ -119,13 +124,13 @@ def _print_leaderboard(summary: dict, *, db: str | None, lake: str | None) -> No
                                settings=settings)
     shown = ["student", "reference", "split", "ccc_mean", "ccc_arousal", "ccc_dominance",
              "ccc_valence", "n", "model_params"]
-    table = Table(title=f"Leaderboard: dev CCC ({settings.db})")
+    table = Table(title=escape(f"Leaderboard: dev CCC ({settings.db})"))
     for column in shown:
         table.add_column(column.replace("ccc_", "CCC "), overflow="fold")
     for row in rows:
         record = dict(zip(columns, row, strict=True))
-        table.add_row(*(f"{record[c]:.3f}" if isinstance(record[c], float) else str(record[c])
-                        for c in shown))
+        add_plain_row(table, *(f"{record[c]:.3f}" if isinstance(record[c], float)
+                               else str(record[c]) for c in shown))
     console.print(table)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ser_pipeline.cli.common import (
@@ -12,12 +13,13 @@ from ser_pipeline.cli.common import (
     JsonOption,
     LakeOption,
     RegistryOption,
+    add_plain_row,
     app,
     check_engine,
     console,
     emit,
-    err_console,
     fail,
+    note,
     settings_for,
 )
 
@@ -76,7 +78,7 @@ def evaluate_command(
         emit(summary, title="evaluate", as_json=True)
         return
     for notice in summary.get("notices", []):
-        err_console.print(f"[yellow]notice:[/] {notice}", highlight=False)
+        note(notice)
     console.print(results_table(summary))
     brief = {k: summary[k] for k in ("model", "student", "teacher_id", "model_params",
                                      "model_bytes", "clips", "predicted",
@@ -87,7 +89,7 @@ def evaluate_command(
 
 def results_table(summary: dict) -> Table:
     """CCC per corpus/split/reference, one column per dimension."""
-    table = Table(title=f"CCC of {summary['model']}", header_style="bold")
+    table = Table(title=escape(f"CCC of {summary['model']}"), header_style="bold")
     for column in ("corpus", "split", "reference", "teacher", "n", "arousal", "dominance",
                    "valence", "mean"):
         table.add_column(column, justify="right" if column not in ("corpus", "split",
@@ -98,7 +100,8 @@ def results_table(summary: dict) -> Table:
         return "-" if value is None else f"{value:.3f}"
 
     for row in summary["results"]:
-        table.add_row(row["corpus"], row["split"], row["reference"], row["teacher_id"] or "-",
-                      str(row["n"]), fmt(row.get("ccc_arousal")), fmt(row.get("ccc_dominance")),
-                      fmt(row.get("ccc_valence")), fmt(row.get("ccc_mean")))
+        add_plain_row(table, row["corpus"], row["split"], row["reference"],
+                      row["teacher_id"] or "-", str(row["n"]), fmt(row.get("ccc_arousal")),
+                      fmt(row.get("ccc_dominance")), fmt(row.get("ccc_valence")),
+                      fmt(row.get("ccc_mean")))
     return table

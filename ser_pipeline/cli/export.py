@@ -19,7 +19,10 @@ def export_command(
     lake: LakeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Export to ONNX (fp32 + int8), check parity on dev clips, measure size and speed."""
+    """Export to ONNX (fp32 + int8), check parity on dev clips, measure size and speed.
+
+    An int8 model that fails parity is withheld (the export still succeeds, fp32 only).
+    """
     from ser_pipeline.export import ExportError, ParityError, export_run
     from ser_pipeline.lake import Lake
     from ser_pipeline.runs import RunError
@@ -37,8 +40,10 @@ def export_command(
     summary = {
         "run_id": run, "student": result["student"], "out_dir": result["out_dir"],
         "fp32_bytes": result["files"]["model.onnx"]["bytes"],
-        "int8_bytes": result["files"]["model.int8.onnx"]["bytes"],
+        "int8_bytes": (result["files"].get("model.int8.onnx") or {}).get("bytes"),
         "quantization": result["quantization"]["chosen"],
+        "int8_withheld": result["int8"]["reason"] if result["int8"]["withheld"] else None,
+        "parity_measured_on": result["quantization"]["machine"]["kind"],
         "parity_torch_vs_fp32": result["parity"]["torch_vs_fp32"],
         "parity_int8_vs_fp32": result["parity"]["int8_vs_fp32"],
         "fp32_ms_per_5s": perf.get("fp32", {}).get("latency_ms"),

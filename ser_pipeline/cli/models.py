@@ -12,6 +12,7 @@ from ser_pipeline.cli.common import (
     JsonOption,
     LakeOption,
     RegistryOption,
+    add_plain_row,
     app,
     check_engine,
     console,
@@ -78,8 +79,9 @@ def list_command(
         table.add_column(column)
     for row in rows:
         ccc = row["dev_ccc_mean"]
-        table.add_row(row["name"], str(row["version"]), "*" if row["latest"] else "",
-                      str(row["student"]), f"{row['int8_bytes'] / 1000:.1f}",
+        add_plain_row(table, row["name"], str(row["version"]), "*" if row["latest"] else "",
+                      str(row["student"]),
+                      f"{row['int8_bytes'] / 1000:.1f}" if row["int8_bytes"] else "withheld",
                       f"{ccc:.3f}" if isinstance(ccc, float) else "-", str(row["license"]),
                       str(row["published_at"])[:19])
     console.print(table)
@@ -111,6 +113,24 @@ def show_command(
     brief["ccc"] = {f"{c.get('reference')}/{c.get('split')}/{c.get('corpus')}":
                     f"A {c.get('arousal')} D {c.get('dominance')} V {c.get('valence')}"
                     for c in manifest.get("ccc", [])}
+    int8 = manifest.get("int8") or {}
+    recipe = int8.get("recipe") or {}
+    if int8.get("withheld"):
+        brief["int8"] = f"withheld: {int8.get('reason')} (fp32 is served)"
+    elif recipe:
+        brief["int8"] = (
+            f"{recipe.get('name')}: activations {recipe.get('activation_type')}, weights "
+            f"{recipe.get('weight_type')}, reduce_range {recipe.get('reduce_range')}, "
+            f"per-channel {recipe.get('per_channel')}, ops {', '.join(recipe.get('op_types', []))}"
+            f", {len(recipe.get('nodes_excluded') or [])} nodes kept fp32")
+        if int8.get("int8_latency_ms") and int8.get("fp32_latency_ms"):
+            brief["int8_latency"] = (f"{int8['int8_latency_ms']:.2f} ms vs fp32 "
+                                     f"{int8['fp32_latency_ms']:.2f} ms per 5 s, 1 thread")
+    machine = int8.get("parity_machine") or {}
+    if machine:
+        flags = ", ".join(flag for flag, present in (machine.get("flags") or {}).items()
+                          if present)
+        brief["parity_measured_on"] = f"{machine.get('kind')} ({machine.get('model')}; {flags})"
     brief["license"] = manifest["license"].get("id")
     if manifest.get("warnings"):
         brief["warnings"] = manifest["warnings"]

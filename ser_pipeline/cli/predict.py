@@ -7,9 +7,19 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from ser_pipeline.cli.common import JsonOption, RegistryOption, app, console, fail, settings_for
+from ser_pipeline.cli.common import (
+    JsonOption,
+    RegistryOption,
+    add_plain_row,
+    app,
+    console,
+    fail,
+    note,
+    settings_for,
+)
 
 
 @app.command("predict")
@@ -26,11 +36,14 @@ def predict_command(
     """Predict A/D/V per file (exit code 1 if any file failed)."""
     from ser_pipeline.onnx_model import OnnxModelError
     from ser_pipeline.predict import predict_files
-    from ser_pipeline.registry import RegistryError
+    from ser_pipeline.registry import RegistryError, resolve_model
 
     settings = settings_for(registry=registry)
     try:
-        rows = predict_files(model_uri, inputs, settings=settings, registry=registry,
+        model_path, notice = resolve_model(model_uri, settings=settings, registry=registry)
+        if notice:
+            note(notice)
+        rows = predict_files(str(model_path), inputs, settings=settings,
                              window_s=window_s, overlap_s=overlap_s, threads=threads)
     except (RegistryError, OnnxModelError, ValueError) as error:
         fail(str(error))
@@ -39,14 +52,14 @@ def predict_command(
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
     else:
-        table = Table(title=f"predictions ({model_uri})", header_style="bold")
+        table = Table(title=escape(f"predictions ({model_uri})"), header_style="bold")
         for column in ("file", "arousal", "dominance", "valence", "seconds", "windows",
                        "error"):
             table.add_column(column, overflow="fold")
         for row in rows:
             def cell(value: float | None) -> str:
                 return "-" if value is None else f"{value:.3f}"
-            table.add_row(row["file"], cell(row["arousal"]), cell(row["dominance"]),
+            add_plain_row(table, row["file"], cell(row["arousal"]), cell(row["dominance"]),
                           cell(row["valence"]),
                           "-" if row["duration_s"] is None else f"{row['duration_s']:.1f}",
                           str(row["n_windows"] or "-"), row["error"] or "")

@@ -7,8 +7,15 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from ser_pipeline.cli.common import app, console, fail, settings_for
+from ser_pipeline.cli.common import (
+    add_plain_row,
+    app,
+    console,
+    fail,
+    settings_for,
+)
 
 
 @app.command("report")
@@ -51,15 +58,15 @@ def report_command(
                 fail("--html writes the whole page; drop the report name")
             summary = write_html_report(db_path, html, split=split, reference=reference,
                                         settings=settings)
-            console.print(f"wrote {summary['html']} ({summary['images']} plots, "
-                          f"{summary['leaderboard_rows']} leaderboard rows)")
+            console.print(Text(f"wrote {summary['html']} ({summary['images']} plots, "
+                               f"{summary['leaderboard_rows']} leaderboard rows)"))
             return
         if name is None:
             table = Table(title="reports (ser report NAME --param k=v)", header_style="bold")
             for column in ("name", "description", "parameters"):
                 table.add_column(column, overflow="fold")
             for report in list_reports().values():
-                table.add_row(report.name, report.title, ", ".join(
+                add_plain_row(table, report.name, report.title, ", ".join(
                     f"{p.name}={'required' if p.required else p.default}"
                     for p in report.params.values()))
             console.print(table)
@@ -79,5 +86,5 @@ def report_command(
         for column in columns:
             table.add_column(column)
         for row in rows:
-            table.add_row(*(format_value(v) for v in row))
+            add_plain_row(table, *(format_value(v) for v in row))
         console.print(table)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ser_pipeline.cli.common import (
     EngineOption,
     JsonOption,
     LakeOption,
+    add_plain_row,
     app,
     check_engine,
     console,
@@ -117,13 +119,13 @@ def train_command(
 
 
 def runs_table(summary: dict) -> Table:
-    table = Table(title=f"train (teacher {summary.get('teacher_id')})", header_style="bold")
+    table = Table(title=escape(f"train (teacher {summary.get('teacher_id')})"), header_style="bold")
     for column in ("run id", "student", "params", "status", "steps", "best step",
                    "dev CCC A", "D", "V", "mean", "clips/s"):
         table.add_column(column)
     for run in summary["runs"]:
         best = run.get("best_dev_ccc") or {}
-        table.add_row(run["run_id"], run["student"], f"{run['params']:,}", run["status"],
+        add_plain_row(table, run["run_id"], run["student"], f"{run['params']:,}", run["status"],
                       str(run["steps"]), str(run["best_step"]),
                       *(f"{best[k]:.3f}" if k in best else "-"
                         for k in ("arousal", "dominance", "valence", "mean")),

@@ -17,11 +17,10 @@ from ser_pipeline.teacher.core import (
     Teacher,
     TeacherError,
     TorchTeacher,
-    cached_teacher,
-    load_teacher,
     split_members,
 )
 from ser_pipeline.teacher.finetune import finetune_teacher, init_teacher
+from ser_pipeline.teacher.load import cached_teacher, load_teacher
 from ser_pipeline.teacher.onnx import OnnxTeacher, export_teacher_onnx
 
 __all__ = [

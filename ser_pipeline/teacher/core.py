@@ -1,15 +1,8 @@
-"""Teachers behind one interface: spec strings, strict loading, batched windowed prediction.
+"""Teachers behind one interface: strict loading, batched windowed prediction.
 
-A *spec* names a teacher:
-
-* ``hf:<hub-id-or-local-folder>``: an audEERING-style model (wav2vec2 or WavLM backbone,
-  picked from the folder's ``config.json``), loaded strictly.
-* ``onnx:<path.onnx>``: a teacher exported by :func:`export_teacher_onnx`, run by
-  ONNX Runtime.
-* ``ensemble:<spec>,<spec>[,...]``: the average of several teachers (the paper's
-  teacher). Members are separated by commas at the top level; wrap a member in square
-  brackets when it contains a comma itself, e.g. a nested ensemble:
-  ``ensemble:hf:a,[ensemble:hf:b,hf:c]``.
+:class:`Teacher` is the interface; :class:`TorchTeacher` (``hf:`` specs) and
+:class:`EnsembleTeacher` live here. The ONNX teacher (:mod:`.onnx`) builds on this module,
+and :mod:`.load` turns spec strings into teachers of every kind.
 """
 
 from __future__ import annotations
@@ -438,58 +431,3 @@ def split_members(body: str) -> list[str]:
     if any(not m for m in members):
         raise TeacherError(f"empty member in ensemble {body!r}: use ensemble:<spec>,<spec>")
     return members
-
-
-# -- entry point ----------------------------------------------------------------------------
-def load_teacher(spec: str, *, device: str = "cpu", threads: int | None = None,
-                 precision: str = "auto") -> Teacher:
-    """Load the teacher a spec names.
-
-    Args:
-        spec: ``hf:<id-or-folder>``, ``onnx:<file>`` or ``ensemble:<spec>,<spec>``.
-        device: ``cpu`` (default), ``cuda[:N]`` or ``auto``.
-        threads: torch/ONNX Runtime intra-op threads (None keeps the library default).
-        precision: ``auto`` (fp32 on CPU, bf16/fp16 autocast on CUDA), ``fp32``, ``fp16``,
-            ``bf16`` or ``int8`` (dynamic int8 Linear layers, CPU only).
-
-    Raises:
-        TeacherError: unknown spec, missing model, mismatched weights, CUDA without a GPU.
-
-    Examples:
-        >>> load_teacher("nope:x")  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        ser_pipeline.teacher.core.TeacherError: unknown teacher spec 'nope:x': use hf:...
-    """
-    spec = (spec or "").strip()
-    kind, _, target = spec.partition(":")
-    if not target or kind not in ("hf", "onnx", "ensemble"):
-        raise TeacherError(f"unknown teacher spec {spec!r}: use hf:<hub-id-or-folder>, "
-                           "onnx:<file.onnx> or ensemble:<spec>,<spec>")
-    device = resolve_device(device)
-    set_threads(threads)
-    if kind == "hf":
-        return load_hf_teacher(target, device=device, precision=precision)
-    if kind == "onnx":
-        from ser_pipeline.teacher.onnx import OnnxTeacher
-
-        return OnnxTeacher(target, device=device, threads=threads)
-    return EnsembleTeacher([load_teacher(member, device=device, precision=precision)
-                            for member in split_members(target)])
-
-
-_CACHE: dict[tuple, Teacher] = {}
-_CACHE_LOCK = threading.Lock()
-LOAD_COUNT = {"loads": 0}
-
-
-def cached_teacher(spec: str, *, device: str = "cpu", threads: int | None = None,
-                   precision: str = "auto") -> Teacher:
-    """One teacher per (spec, device, threads, precision) per process: shards share it."""
-    key = (spec, device, threads, precision)
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = load_teacher(spec, device=device, threads=threads,
-                                       precision=precision)
-            LOAD_COUNT["loads"] += 1
-        return _CACHE[key]

@@ -19,13 +19,8 @@ import pyarrow.dataset as ds
 
 from ser_pipeline.lake import Lake, utcnow
 from ser_pipeline.schemas import LABELS, SAMPLE_RATE
-from ser_pipeline.teacher.core import (
-    TeacherError,
-    TorchTeacher,
-    check_signal,
-    load_teacher,
-    set_threads,
-)
+from ser_pipeline.teacher.core import TeacherError, TorchTeacher, check_signal, set_threads
+from ser_pipeline.teacher.load import load_teacher
 
 SHORT = {"wav2vec2": "w2v2", "wavlm": "wavlm"}
 

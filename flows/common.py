@@ -14,8 +14,10 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
+import contextlib  # noqa: E402
 import logging  # noqa: E402
-from collections.abc import Mapping  # noqa: E402
+import threading  # noqa: E402
+from collections.abc import Iterator, Mapping  # noqa: E402
 from typing import Any  # noqa: E402
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
@@ -23,9 +25,54 @@ from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from ser_pipeline.config import Settings  # noqa: E402
 
-# Training logs one INFO line per evaluation; Prefect's root level is WARNING, and the
-# PREFECT_LOGGING_EXTRA_LOGGERS entry (flows/__init__.py) only adds the run-log handler.
-logging.getLogger("ser_pipeline.train").setLevel(logging.INFO)
+
+
+class _ToRunLogger(logging.Handler):
+    """Forwards one thread's records of a library logger to that task run's logger.
+
+    Students train as parallel tasks on threads of one process: the thread filter keeps
+    each run's lines in its own run log.
+    """
+
+    def __init__(self, run_logger: logging.LoggerAdapter) -> None:
+        super().__init__(logging.INFO)
+        self.run_logger, self.thread = run_logger, threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.run_logger.log(record.levelno, record.getMessage())
+
+
+_bridge_lock = threading.Lock()
+_bridges: dict[str, int] = {}
+
+
+@contextlib.contextmanager
+def library_logs_in_run_log(name: str = "ser_pipeline.train") -> Iterator[None]:
+    """Inside a task, send the ``name`` logger's INFO lines to the task run's log.
+
+    Training logs one line per evaluation (step, train loss, dev CCC). Scoping the bridge
+    to the task run keeps it off every other thread and off Dask workers' global logging
+    (a process-wide PREFECT_LOGGING_EXTRA_LOGGERS entry recursed there).
+    """
+    from prefect import get_run_logger
+
+    logger = logging.getLogger(name)
+    handler = _ToRunLogger(get_run_logger())
+    # The run logger prints to the console already: while any task bridges the logger,
+    # its records stop at it instead of also reaching Prefect's root console handler.
+    with _bridge_lock:
+        _bridges[name] = _bridges.get(name, 0) + 1
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        with _bridge_lock:
+            logger.removeHandler(handler)
+            _bridges[name] -= 1
+            logger.propagate = not _bridges[name]
 
 
 def task_runner_for(settings: Settings, *, dask_address: str | None = None):

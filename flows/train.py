@@ -12,7 +12,8 @@ from typing import Any
 
 # flows.common sets Prefect's environment defaults, so it is imported before prefect.
 # isort: off
-from flows.common import publish_markdown, publish_summary, task_runner_for
+from flows.common import (library_logs_in_run_log, publish_markdown, publish_summary,
+                          task_runner_for)
 from prefect import flow, task
 # isort: on
 
@@ -23,12 +24,14 @@ from ser_pipeline.train import train_one, train_students
 
 @task(name="train-student", task_run_name="train-{student}", persist_result=False)
 def train_student_task(lake: str, *, student: str | None = None, **options: Any) -> dict:
-    return train_one(lake, student=student, **options)
+    with library_logs_in_run_log():
+        return train_one(lake, student=student, **options)
 
 
 @task(name="resume-run", task_run_name="resume-{resume}", persist_result=False)
 def resume_task(lake: str, *, resume: str, **options: Any) -> dict:
-    return train_one(lake, resume=resume, **options)
+    with library_logs_in_run_log():
+        return train_one(lake, resume=resume, **options)
 
 
 class _TaskSubmitter:

@@ -224,11 +224,21 @@ def test_flow_trains_students_as_parallel_tasks(toy, prefect_harness):
     assert {read_run_meta(lake, r["run_id"])["params"] for r in summary["runs"]} == {
         10_897, 70_621}
 
-    async def artifact():
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)  # the run logs are sent in batches
+
+    async def artifacts_and_logs():
         async with get_client() as client:
-            return await client.read_latest_artifacts()
+            return await client.read_latest_artifacts(), await client.read_logs()
 
     import asyncio
 
-    keys = {a.key for a in asyncio.run(artifact())}
-    assert {"train-summary", "train-runs"} <= keys
+    artifacts, logs = asyncio.run(artifacts_and_logs())
+    assert {"train-summary", "train-runs"} <= {a.key for a in artifacts}
+    # every evaluation is in its own task run's log: two students in parallel threads
+    by_run: dict = {}
+    for entry in logs:
+        if " step " in entry.message and "dev CCC A " in entry.message:
+            by_run.setdefault(entry.task_run_id, []).append(entry.message.split(" step ")[0])
+    assert sorted(by_run.values()) == [["wav2small"] * 2, ["wav2small-72k"] * 2], by_run

@@ -416,9 +416,16 @@ def summarize(results: list[dict], *, plan: dict, teacher: Teacher, wall_s: floa
         "run_id": options.run_id,
         "lake": options.lake,
     }
+    warnings = []
     if teacher.is_random:
-        summary["warning"] = ("this teacher has random weights: its labels carry no emotion "
-                              "information (fine-tune it with 'ser teacher finetune')")
+        warnings.append("this teacher has random weights: its labels carry no emotion "
+                        "information (fine-tune it with 'ser teacher finetune')")
+    fallback = getattr(teacher, "int8_fallback", None)
+    if fallback:  # the int8 teacher was not trusted on this CPU: fp32 labeled instead
+        warnings.append(f"labeled with the fp32 teacher: {fallback}")
+        summary["int8_fallback"] = fallback
+    if warnings:
+        summary["warning"] = "; ".join(warnings)
     return summary
 
 

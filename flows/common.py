@@ -26,7 +26,6 @@ from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 from ser_pipeline.config import Settings  # noqa: E402
 
 
-
 class _ToRunLogger(logging.Handler):
     """Forwards one thread's records of a library logger to that task run's logger.
 

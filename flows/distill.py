@@ -21,11 +21,16 @@ from flows.train import train_flow
 from ser_pipeline.config import get_settings
 from ser_pipeline.distill import (
     DEMO,
+    DEMO_HUMAN_CLIPS,
+    DEMO_POOL_CLIPS,
     DEMO_STUDENTS,
+    POOL_SUFFIX,
     find_completed_run,
     preflight,
     prepare_demo_corpus,
+    prepare_demo_pool,
     prepare_demo_teacher,
+    publish_outcome,
     published_for_run,
     quality_gate,
 )
@@ -49,7 +54,8 @@ def distill_flow(
     db: str | None = None,
     report_html: str | None = "report.html",
     demo_dir: str = DEMO,
-    demo_clips: int = 120,
+    demo_clips: int = DEMO_HUMAN_CLIPS,
+    demo_pool_clips: int = DEMO_POOL_CLIPS,
     dask_address: str | None = None,
     train_device: str = "cpu",
     train_workers: int = 0,
@@ -75,7 +81,10 @@ def distill_flow(
         db: analyst DuckDB file to refresh (default $SER_DB).
         report_html: HTML report to write after the DB refresh (empty: none).
         demo_dir: where the demo corpus and demo teacher live.
-        demo_clips: number of demo clips to synthesize.
+        demo_clips: number of human-labeled demo clips to synthesize (they fine-tune the
+            demo teacher).
+        demo_pool_clips: number of unlabeled demo pool clips (corpus ``<corpus>-pool``):
+            the teacher labels them and the students learn from them.
         dask_address: run label shards and training tasks on this Dask scheduler.
         train_device: where students train: cpu, auto, cuda (one student per GPU) or cuda:N.
         train_workers: data worker processes per training run (0: in-process).
@@ -86,13 +95,19 @@ def distill_flow(
     lake_url, registry_url = settings.lake, settings.registry
     demo_sources = not sources
     preflight(sources=list(sources or []), teacher=teacher, settings=settings)
+    sourced = [(source, corpus) for source in sources or []]
     if demo_sources:
-        sources = [prepare_demo_corpus(demo_dir, n=demo_clips, seed=seed)]
+        # The paper's shape: a small human-labeled set (fine-tunes the teacher) and a larger
+        # unlabeled pool in its own corpus (labeled by the teacher; dev voices/sentences unseen).
+        sourced = [(prepare_demo_corpus(demo_dir, n=demo_clips, seed=seed), corpus),
+                   (prepare_demo_pool(demo_dir, n=demo_pool_clips, seed=seed),
+                    f"{corpus}{POOL_SUFFIX}")]
+    corpora = sorted({name for _, name in sourced})
 
     summary: dict = {"lake": lake_url, "registry": registry_url, "stages": {}}
     summary["stages"]["ingest"] = [
-        ingest_flow(source=source, corpus=corpus, recipe=recipe, lake=lake_url)
-        for source in sources
+        ingest_flow(source=source, corpus=name, recipe=recipe, lake=lake_url)
+        for source, name in sourced
     ]
 
     teacher_spec, finetune = teacher, None
@@ -100,7 +115,7 @@ def distill_flow(
         teacher_spec, finetune = prepare_demo_teacher(Lake.open(lake_url, settings=settings),
                                                       workdir=demo_dir, corpus=corpus, seed=seed)
         summary["stages"]["teacher_finetune"] = finetune or {"reused": teacher_spec}
-    labels = label_flow(teacher=teacher_spec, corpora=[corpus], lake=lake_url,
+    labels = label_flow(teacher=teacher_spec, corpora=corpora, lake=lake_url,
                         dask_address=settings.dask_address)
     summary["stages"]["label"] = labels
     teacher_id = labels["teacher_id"]
@@ -114,7 +129,7 @@ def distill_flow(
     if to_train:
         trained = train_flow(students=to_train, teacher_id=teacher_id, lake=lake_url,
                              max_steps=max_steps, crop_s=crop_s, seed=seed,
-                             corpora=[corpus], dask_address=settings.dask_address,
+                             corpora=corpora, dask_address=settings.dask_address,
                              device=train_device, workers=train_workers)
         runs.update({run["student"]: run["run_id"] for run in trained["runs"]})
         summary["stages"]["train"] = trained
@@ -122,7 +137,7 @@ def distill_flow(
         summary["stages"]["train"] = {"reused_runs": runs, "trained": 0}
     logger.info("runs: %s", runs)
 
-    evaluation = evaluate_flow(run_ids=list(runs.values()), corpora=[corpus], lake=lake_url,
+    evaluation = evaluate_flow(run_ids=list(runs.values()), corpora=corpora, lake=lake_url,
                                registry=registry_url)
     summary["stages"]["evaluate"] = {"metrics_rows_written": evaluation["metrics_rows_written"],
                                      "models": evaluation["models"]}
@@ -172,13 +187,6 @@ def stage_counts(summary: dict) -> dict:
         "metrics_rows_written": stages.get("evaluate", {}).get("metrics_rows_written", 0),
         "published": sum(1 for p in summary.get("published", {}).values() if p["published"]),
     }
-
-
-def publish_outcome(outcome: dict) -> str:
-    """``published v1``, or ``published v1 (fp32 only: int8 parity A 0.970 < 0.98 ...)``."""
-    version = f" v{outcome['version']}" if outcome.get("version") else ""
-    withheld = outcome.get("int8_withheld")
-    return f"published{version}" + (f" (fp32 only: {withheld})" if withheld else "")
 
 
 def distill_markdown(summary: dict) -> str:

@@ -22,6 +22,12 @@ for _var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "SER_S3_E
              "SER_LAKE", "SER_REGISTRY", "SER_DASK_ADDRESS"):
     os.environ.pop(_var, None)
 
+# Prefect binds its console log handler to the sys.stderr of the moment it is first imported.
+# Importing it here, under pytest's session-wide capture, keeps that stream open for the
+# whole run; a first import inside a capsys or CliRunner test binds a stream that closes
+# after that test, and every later flow's logging then fails (RecursionError on Dask).
+import prefect  # noqa: E402,F401
+
 DATA = Path(__file__).parent / "data"
 
 

@@ -98,7 +98,7 @@ def distill_command(
 
 
 def _print_outcomes(summary: dict) -> None:
-    from flows.distill import publish_outcome
+    from ser_pipeline.distill import publish_outcome
 
     table = Table(title="Students")
     for column in ("student", "run", "published", "why"):

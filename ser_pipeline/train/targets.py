@@ -115,9 +115,10 @@ def prepare_data(lake: Lake, *, teacher_id: str, corpora: Iterable[str] | None =
         )
     longest = max(durations[i] for i in train_ids)
     if crop_s * SAMPLE_RATE > longest * SAMPLE_RATE + 1:
+        fits = max(0.1, math.floor(longest * 10) / 10)
         raise TrainInputError(
             f"crop length {crop_s:g} s is longer than every training clip (longest "
-            f"{longest:.2f} s); pass a shorter crop, e.g. --crop-s {max(0.1, longest):.1f}"
+            f"{longest:.2f} s); pass a shorter crop, e.g. --crop-s {fits:.1f}"
         )
     if crop_s * SAMPLE_RATE < MIN_SAMPLES:
         raise TrainInputError(f"crop length {crop_s:g} s is shorter than the students' minimum "

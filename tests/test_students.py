@@ -119,6 +119,8 @@ def test_exports_to_onnx_alone_with_dynamic_length(name, tmp_path):
     import onnxruntime as ort
 
     model = build_student(name).eval()
+    if name.startswith("mobilenet"):  # its head starts near 0.5; widen it so atol 1e-3 bites
+        torch.nn.init.normal_(model.backbone.get_classifier().weight)
     path = tmp_path / f"{name}.onnx"
     torch.onnx.export(model, (torch.randn(1, 16000),), str(path), input_names=["signal"],
                       output_names=["adv"], dynamo=False,

@@ -29,7 +29,7 @@ class Hyperparams:
     mixup: bool = False
     mixup_alpha: float = 0.4
     gain_db: float = 6.0
-    noise_prob: float = 0.5
+    noise_prob: float = 0.0
     noise_dbfs: tuple[float, float] = (-70.0, -35.0)
     epochs: int | None = None
     max_steps: int | None = None
@@ -43,6 +43,7 @@ class Hyperparams:
     cache_limit_s: float = 3600.0
     shuffle_clips: int = 2048
     corpora: list[str] | None = None
+    ema_decay: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -19,10 +19,12 @@ import torch
 
 from ser_pipeline.lake import Lake, utcnow
 from ser_pipeline.progress import progress_bar
+from ser_pipeline.runs import load_checkpoint
 from ser_pipeline.schemas import SAMPLE_RATE
 from ser_pipeline.students import build_student, count_parameters
 from ser_pipeline.train.dev import centre, dev_subset, predict_signals
 from ser_pipeline.train.device import Precision, compiled, resolve_device
+from ser_pipeline.train.ema import WeightAverage
 from ser_pipeline.train.hparams import DEFAULT_EPOCHS, Hyperparams, Runtime, default_lr
 from ser_pipeline.train.loader import StepBatches, batch_stream
 from ser_pipeline.train.loss import ccc_report, distillation_loss
@@ -31,7 +33,8 @@ from ser_pipeline.train.state import RunState, git_sha
 from ser_pipeline.train.targets import TrainData
 
 #: Progress of every evaluation (step, train loss, dev CCC). flows/common.py routes this
-#: logger into the Prefect run log; the CLI's local engine prints it.
+#: logger into the Prefect task run log (flows.common.library_logs_in_run_log); the CLI's
+#: local engine prints it.
 log = logging.getLogger("ser_pipeline.train")
 
 
@@ -119,16 +122,22 @@ def run(lake: Lake, *, run_id: str, student: str, data: TrainData, hp: Hyperpara
         "resume_state": None, "created_at": utcnow().isoformat(),
     }
     run_state = RunState(lake, run_id, meta, precision=precision)
+    # The weight average is what is evaluated, checkpointed and exported; with decay 0 it
+    # is the live model itself.
+    ema = WeightAverage(model, decay=hp.ema_decay)
     step = 0
     if state is not None:
-        step = run_state.resume(state, model=model, optimizer=optimizer)
+        step = run_state.resume(state, model=ema.module, optimizer=optimizer)
+        if ema.enabled:
+            ema.restore_live(load_checkpoint(lake, state["optimizer"]))
     run_state.write()
 
     def evaluate() -> dict[str, float]:
-        return ccc_report(dev_truth, predict_signals(model, dev_signals))
+        return ccc_report(dev_truth, predict_signals(ema.module, dev_signals))
 
     def checkpoint(at: int, dev: dict[str, float], status: str) -> None:
-        run_state.checkpoint(at, dev, status, model=model, optimizer=optimizer)
+        run_state.checkpoint(at, dev, status, model=ema.module, optimizer=optimizer,
+                             extra_tensors=ema.live_tensors())
 
     if step == 0:
         initial = evaluate()
@@ -162,6 +171,7 @@ def run(lake: Lake, *, run_id: str, student: str, data: TrainData, hp: Hyperpara
                 break
             optimizer.zero_grad(set_to_none=True)
             precision.step(loss, optimizer)
+            ema.update(step=step)
             step += 1
             clips_seen += len(x)
             losses.append(float(loss.detach()))

@@ -105,8 +105,13 @@ class RunState:
         return state["step"]
 
     def checkpoint(self, at: int, dev: dict[str, float], status: str, *,
-                   model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        """Save weights and resume state at step ``at``; track the best and early stopping."""
+                   model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                   extra_tensors: dict[str, torch.Tensor] | None = None) -> None:
+        """Save weights and resume state at step ``at``; track the best and early stopping.
+
+        ``model`` is what the checkpoint holds (the weight average when the run keeps one);
+        ``extra_tensors`` (e.g. the live weights behind an average) join the resume state.
+        """
         lake, run_id, meta = self.lake, self.run_id, self.meta
         # Crash safety: write every new file, then point run.json at them, and only then
         # delete what the old run.json pointed at. A kill at any moment leaves run.json
@@ -122,6 +127,7 @@ class RunState:
             self.evals_since_best += 1
         tensors, groups = optimizer_tensors(optimizer)
         tensors.update(rng_state(self.precision.device))
+        tensors.update(extra_tensors or {})
         from safetensors.torch import save
 
         optim_path = run_path(run_id, f"optim-{at:08d}.safetensors")

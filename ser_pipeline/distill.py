@@ -148,19 +148,25 @@ def published_for_run(registry_url: str | None, *, name: str, run_id: str,
     return next((entry for entry in versions if entry.get("run_id") == run_id), None)
 
 
-def quality_gate(results: list[dict[str, Any]], *, min_ccc: float) -> tuple[bool, str]:
+def quality_gate(results: list[dict[str, Any]], *, min_ccc: float,
+                 corpora: list[str] | None = None) -> tuple[bool, str]:
     """Pass when the mean dev CCC against the teacher over A/D/V reaches ``min_ccc``.
 
-    ``results`` are an evaluate summary's wide rows (``reference``, ``split``,
-    ``ccc_<dimension>``, ``ccc_mean``).
+    ``results`` are an evaluate summary's wide rows (``corpus``, ``reference``, ``split``,
+    ``ccc_<dimension>``, ``ccc_mean``). With ``corpora`` (the corpora the student learned
+    from) only their dev rows count; the weakest of them decides.
     """
     dev = [row for row in results if row.get("reference") == "teacher"
-           and row.get("split") == "dev" and row.get("ccc_mean") is not None]
+           and row.get("split") == "dev" and row.get("ccc_mean") is not None
+           and (corpora is None or row.get("corpus") in corpora)]
     if not dev:
         return False, "no complete dev CCC against the teacher"
-    mean = min(row["ccc_mean"] for row in dev)
+    weakest = min(dev, key=lambda row: row["ccc_mean"])
+    mean = weakest["ccc_mean"]
     verdict = "passes" if mean >= min_ccc else "is below"
-    return mean >= min_ccc, f"mean dev CCC vs teacher {mean:.3f} {verdict} the gate {min_ccc}"
+    where = f" ({weakest['corpus']})" if weakest.get("corpus") else ""
+    return mean >= min_ccc, (f"mean dev CCC vs teacher {mean:.3f}{where} {verdict} the gate "
+                             f"{min_ccc}")
 
 
 def publish_outcome(outcome: dict) -> str:

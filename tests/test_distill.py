@@ -44,6 +44,12 @@ def test_quality_gate_uses_the_weakest_dev_result():
     assert quality_gate(rows, min_ccc=0.7)[0]
     assert not quality_gate(rows, min_ccc=0.9)[0]
     assert not quality_gate([], min_ccc=0.0)[0]
+    # only the corpora the student learned from count; the weakest is named
+    rows = [{"corpus": "pool", "reference": "teacher", "split": "dev", "ccc_mean": 0.8},
+            {"corpus": "human", "reference": "teacher", "split": "dev", "ccc_mean": 0.4}]
+    assert not quality_gate(rows, min_ccc=0.7)[0]
+    passed, reason = quality_gate(rows, min_ccc=0.7, corpora=["pool"])
+    assert passed and "0.800 (pool) passes" in reason
 
 
 @pytest.mark.slow

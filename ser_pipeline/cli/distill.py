@@ -122,7 +122,7 @@ def _print_leaderboard(summary: dict, *, db: str | None, lake: str | None) -> No
     # The demo corpus has no test split; dev is what the gate and the report use.
     columns, rows = run_report(settings.db, "leaderboard", params={"split": "dev"},
                                settings=settings)
-    shown = ["student", "reference", "split", "ccc_mean", "ccc_arousal", "ccc_dominance",
+    shown = ["student", "reference", "corpus", "ccc_mean", "ccc_arousal", "ccc_dominance",
              "ccc_valence", "n", "model_params"]
     table = Table(title=escape(f"Leaderboard: dev CCC ({settings.db})"))
     for column in shown:

@@ -109,7 +109,7 @@ def add_plain_row(table: Table, *cells: Any) -> None:
 
 def note(message: str) -> None:
     """A one-line notice on stderr (dynamic text printed as written, brackets included)."""
-    err_console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(f"[yellow]notice:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _fmt(value: Any) -> str:

@@ -20,6 +20,8 @@ from flows.publish import publish_flow
 from flows.train import train_flow
 from ser_pipeline.config import get_settings
 from ser_pipeline.distill import (
+    DEFAULT_CROP_S,
+    DEFAULT_MAX_STEPS,
     DEMO,
     DEMO_HUMAN_CLIPS,
     DEMO_POOL_CLIPS,
@@ -44,8 +46,8 @@ def distill_flow(
     recipe: str = "csv",
     teacher: str = DEMO,
     students: list[str] | None = None,
-    max_steps: int = 300,
-    crop_s: float = 3.0,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    crop_s: float = DEFAULT_CROP_S,
     seed: int = 0,
     min_ccc: float = 0.3,
     publish_name: str = "ser",
@@ -72,8 +74,9 @@ def distill_flow(
         students: student architectures to train in parallel (default: wav2small and
             mobilenetv3-s).
         max_steps: optimiser steps per student.
-        crop_s: training crop length in seconds (3 s: +0.014 dev CCC over 2 s on the
-            demo pool for 1.4x the training time, docs/stages/train.md).
+        crop_s: training crop length in seconds (2 s keeps the demo within 12 minutes on
+            2 AVX2 cores; 3 s bought +0.014 dev CCC on the demo pool for 1.4x the
+            training time, docs/stages/train.md).
         seed: seed for splits, initialisation and data order.
         min_ccc: quality gate: minimum mean dev CCC against the teacher to publish.
         publish_name: registry name prefix; each student publishes as <name>-<student>.

@@ -224,8 +224,47 @@ def synthesize(params: ClipParams, *, binary: str | None = None) -> np.ndarray:
     return signal
 
 
+def _ogg_crc_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
+        table.append(crc & 0xFFFFFFFF)
+    return table
+
+
+_OGG_CRC = _ogg_crc_table()
+
+
+def with_ogg_serial(data: bytes, serial: int) -> bytes:
+    """The Ogg stream with every page's serial number set to ``serial`` (CRCs redone).
+
+    libsndfile draws a random serial per stream, so the same audio encoded twice gave
+    other bytes, another ``audio_id``, and a demo teacher that differed between fresh
+    runs. The serial only names the stream inside its file; the audio is unchanged.
+    """
+    out = bytearray(data)
+    position = 0
+    while position + 27 <= len(out) and out[position:position + 4] == b"OggS":
+        segments = out[position + 26]
+        size = 27 + segments + sum(out[position + 27:position + 27 + segments])
+        out[position + 14:position + 18] = serial.to_bytes(4, "little")
+        out[position + 22:position + 26] = b"\0\0\0\0"
+        crc = 0
+        for byte in out[position:position + size]:
+            crc = ((crc << 8) & 0xFFFFFFFF) ^ _OGG_CRC[(crc >> 24) ^ byte]
+        out[position + 22:position + 26] = crc.to_bytes(4, "little")
+        position += size
+    return bytes(out)
+
+
 def encode_clip(signal: np.ndarray, index: int) -> tuple[str, bytes, int]:
-    """Encode a clip in the format assigned to ``index``: (extension, bytes, rate)."""
+    """Encode a clip in the format assigned to ``index``: (extension, bytes, rate).
+
+    The bytes are a pure function of the signal and the index (Ogg streams get the
+    index as their serial number), so a fresh demo gets the same audio ids every time.
+    """
     extension, container, subtype, rate, channels = FORMATS[index % len(FORMATS)]
     audio = soxr.resample(signal, ESPEAK_RATE, rate, quality="HQ") if rate != ESPEAK_RATE else (
         signal)
@@ -234,7 +273,8 @@ def encode_clip(signal: np.ndarray, index: int) -> tuple[str, bytes, int]:
         audio = np.stack([audio, 0.8 * audio], axis=1)
     buffer = io.BytesIO()
     sf.write(buffer, audio, rate, format=container, subtype=subtype)
-    return extension, buffer.getvalue(), rate
+    data = buffer.getvalue()
+    return extension, with_ogg_serial(data, index) if container == "OGG" else data, rate
 
 
 def make_demo_corpus(
@@ -248,9 +288,8 @@ def make_demo_corpus(
     """Write ``n`` clips and ``labels.csv`` under ``out`` (local path or ``s3://``).
 
     Deterministic in ``seed``: clip files are named by seed and index, existing ones are
-    kept, so re-running (and ingesting again) adds nothing. The samples are a pure
-    function of the seed; Ogg files differ between fresh runs only in their random stream
-    serial number.
+    kept, so re-running (and ingesting again) adds nothing. The bytes are a pure
+    function of the seed (:func:`encode_clip`), so fresh runs give the same audio ids.
 
     Returns:
         A summary: ``clips``, ``labelled``, ``unlabeled``, ``audio_seconds``, ``formats``.
@@ -275,9 +314,7 @@ def make_demo_corpus(
         extension, data, rate = encode_clip(signal, index)
         speaker = params.voice.replace("+", "-")
         path = f"audio/{speaker}/s{seed}-{index:05d}.{extension}"
-        # Ogg Vorbis streams get a random serial number, so a rewrite would change bytes
-        # (and audio_id): an existing clip is kept, which makes re-runs idempotent.
-        if not storage.exists(path):
+        if not storage.exists(path):  # an existing clip is kept: re-runs write nothing
             storage.write_bytes(path, data)
         row: dict = {"path": path, "arousal": "", "dominance": "", "valence": "",
                      "speaker": speaker}

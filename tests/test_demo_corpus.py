@@ -74,10 +74,14 @@ def test_same_seed_same_audio_and_reruns_add_nothing(tmp_path, lake_url):
     make_demo_corpus(str(tmp_path / "b"), n=3, seed=7)
     sheet = read_sheet(tmp_path / "a" / "labels.csv")
     assert sheet == read_sheet(tmp_path / "b" / "labels.csv")
+    assert any(row["path"].endswith(".ogg") for row in sheet)
     for row in sheet:
         left, _ = sf.read(tmp_path / "a" / row["path"])
         right, _ = sf.read(tmp_path / "b" / row["path"])
         assert np.array_equal(left, right)
+        # byte for byte (Ogg too), so fresh runs give the same audio ids and demo teacher
+        assert ((tmp_path / "a" / row["path"]).read_bytes()
+                == (tmp_path / "b" / row["path"]).read_bytes())
     lake = Lake.open(lake_url)
     first = ingest(lake, str(tmp_path / "a"), corpus="demo", recipe="csv")
     assert first["ingested"] == 3 and first["quarantined_total"] == 0

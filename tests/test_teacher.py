@@ -210,6 +210,69 @@ def test_finetune_raises_ccc_on_human_labels(w2v2: Path, tmp_path: Path) -> None
         finetune_teacher(lake, teacher=f"hf:{w2v2}", corpus="nope", out=tmp_path / "x")
 
 
+def _relaid(lake, url: str):
+    """The same clips and labels in another lake, in two part files and reversed order."""
+    from ser_pipeline.lake import Lake
+
+    other = Lake.open(url)
+    for table in ("audio", "human_labels"):
+        rows = lake.read(table).to_pylist()[::-1]
+        half = len(rows) // 2
+        other.write_part(table, rows[:half], key=f"{table}-a")
+        other.write_part(table, rows[half:], key=f"{table}-b")
+    return other
+
+
+def test_finetune_does_not_depend_on_the_lake_layout(w2v2: Path, tmp_path: Path) -> None:
+    lake, _ = make_audio_lake(str(tmp_path / "lake"), n=24, seconds=(1.0, 1.5))
+    relaid = _relaid(lake, str(tmp_path / "relaid"))
+    a = finetune_teacher(lake, teacher=f"hf:{w2v2}", corpus="toy", out=tmp_path / "a",
+                         steps=20, batch_size=8, views=3)
+    b = finetune_teacher(relaid, teacher=f"hf:{w2v2}", corpus="toy", out=tmp_path / "b",
+                         steps=20, batch_size=8, views=3)
+    assert a["teacher_id"] == b["teacher_id"]
+
+
+def test_augmented_views_keep_the_sound_and_the_teachers_minimum_length() -> None:
+    from ser_pipeline.teacher.core import MIN_SAMPLES
+    from ser_pipeline.teacher.finetune import augmented_view
+
+    rng = np.random.default_rng(0)
+    clip = np.arange(1, 16_001, dtype=np.float32)
+    views = [augmented_view(clip, rng) for _ in range(200)]
+    assert {float(np.sign(view[0])) for view in views} == {-1.0, 1.0}
+    for view in views:
+        assert 0.7 * clip.size - 1 <= view.size <= clip.size and view.dtype == np.float32
+        start = int(abs(view[0])) - 1  # the samples are their own positions
+        assert np.array_equal(np.abs(view), clip[start:start + view.size])
+    for size in (MIN_SAMPLES, MIN_SAMPLES + 3, 100):
+        lengths = {augmented_view(clip[:size], rng).size for _ in range(50)}
+        assert min(lengths) == min(size, MIN_SAMPLES)
+
+
+def test_finetune_views_make_the_teacher_deaf_to_the_waveform_sign(
+        w2v2: Path, tmp_path: Path) -> None:
+    """A listener (and a spectrogram student) cannot hear the sign of a waveform."""
+    import audmetric
+
+    lake, records = make_audio_lake(str(tmp_path / "lake"), n=60, seconds=(1.0, 2.0))
+    clips = [record["signal"] for record in records]
+
+    def sign_agreement(views: int) -> float:
+        summary = finetune_teacher(lake, teacher=f"hf:{w2v2}", corpus="toy",
+                                   out=tmp_path / f"v{views}", steps=250, views=views)
+        assert summary["views"] == views
+        teacher = load_teacher(summary["teacher"])
+        plain = np.asarray(teacher.predict(clips))
+        inverted = np.asarray(teacher.predict([-clip for clip in clips]))
+        return min(audmetric.concordance_cc(plain[:, k], inverted[:, k]) for k in range(3))
+
+    assert sign_agreement(8) > sign_agreement(1) + 0.1
+    with pytest.raises(TeacherError, match="views must be 1 or more"):
+        finetune_teacher(lake, teacher=f"hf:{w2v2}", corpus="toy", out=tmp_path / "x",
+                         views=0)
+
+
 def test_finetune_top_layers_changes_backbone(w2v2: Path, tmp_path: Path) -> None:
     lake, _ = make_audio_lake(str(tmp_path / "lake"), n=16, seconds=(1.0, 1.5))
     summary = finetune_teacher(lake, teacher=f"hf:{w2v2}", corpus="toy", out=tmp_path / "ft",

@@ -20,6 +20,7 @@ from ser_pipeline.cli.common import (
     emit,
     fail,
 )
+from ser_pipeline.distill import DEFAULT_MAX_STEPS
 
 
 @app.command("distill")
@@ -33,7 +34,8 @@ def distill_command(
     student: Annotated[list[str] | None, typer.Option(
         "--student", help="Student to train (repeatable). Default: wav2small, mobilenetv3-s.",
     )] = None,
-    max_steps: Annotated[int, typer.Option(help="Optimiser steps per student.")] = 300,
+    max_steps: Annotated[int, typer.Option(help="Optimiser steps per student.")] = (
+        DEFAULT_MAX_STEPS),
     seed: Annotated[int, typer.Option(help="Seed for splits, init and data order.")] = 0,
     min_ccc: Annotated[float, typer.Option(
         help="Publish gate: minimum mean dev CCC against the teacher.")] = 0.3,

@@ -51,6 +51,8 @@ def finetune_command(
     batch_size: Annotated[int, typer.Option(help="Clips per step.")] = 32,
     train_top_layers: Annotated[int, typer.Option(help="Also train this many top "
                                                   "transformer layers.")] = 0,
+    views: Annotated[int, typer.Option(help="Views per training clip: the clip, then "
+                                       "copies with random sign, shift and cut.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed for split, batches and dropout.")] = 0,
     threads: Annotated[int | None, typer.Option(help="torch threads.")] = None,
     lake: LakeOption = None,
@@ -65,7 +67,7 @@ def finetune_command(
         summary = finetune_teacher(
             Lake.open(settings=settings), teacher=teacher, corpus=corpus, out=out,
             steps=steps, epochs=epochs, lr=lr, batch_size=batch_size,
-            train_top_layers=train_top_layers, seed=seed, threads=threads)
+            train_top_layers=train_top_layers, views=views, seed=seed, threads=threads)
     except TeacherError as error:
         fail(str(error))
     emit(summary, title="teacher finetune", as_json=as_json)

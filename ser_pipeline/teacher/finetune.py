@@ -3,8 +3,14 @@
 Fine-tuning follows how the paper's teacher was built: the A/D/V head (optionally the top
 transformer layers too) is trained on human labels with a CCC loss, ``1 - mean(CCC)`` over
 arousal, dominance and valence. With the backbone frozen, pooled features are computed
-once per clip while the audio streams from the lake, so memory stays flat and the head
-trains in seconds.
+once per clip (and per augmented view) while the audio streams from the lake, so memory
+stays flat and the head trains in seconds.
+
+Augmented views (``views``) teach the head what a listener, and so a student, cannot
+hear: the sign of the waveform, a shift of a few samples, where a clip was cut. A randomly
+initialised backbone is far from invariant to them (measured on the demo pool: the CCC of
+a head-only teacher's outputs on ``x`` against ``-x`` was 0.27-0.51), and a spectrogram
+student cannot copy a teacher that depends on them.
 """
 
 from __future__ import annotations
@@ -19,7 +25,13 @@ import pyarrow.dataset as ds
 
 from ser_pipeline.lake import Lake, utcnow
 from ser_pipeline.schemas import LABELS, SAMPLE_RATE
-from ser_pipeline.teacher.core import TeacherError, TorchTeacher, check_signal, set_threads
+from ser_pipeline.teacher.core import (
+    MIN_SAMPLES,
+    TeacherError,
+    TorchTeacher,
+    check_signal,
+    set_threads,
+)
 from ser_pipeline.teacher.load import load_teacher
 
 SHORT = {"wav2vec2": "w2v2", "wavlm": "wavlm"}
@@ -116,6 +128,37 @@ def _stream_signals(lake: Lake, ids: list[str], *, max_clip_s: float):
             yield audio_id, signal
 
 
+#: Largest shift of an augmented view, in samples: under the 5-sample stride of the
+#: wav2vec2 feature encoder's first convolution, so a view moves the conv grid, not the
+#: speech.
+MAX_SHIFT = 4
+#: Shortest share of a clip an augmented view keeps.
+MIN_KEEP = 0.7
+
+
+def augmented_view(signal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The clip as a listener hears it alike: random sign, shift and cut (>= 70 % kept).
+
+    Examples:
+        >>> view = augmented_view(np.ones(100, np.float32), np.random.default_rng(0))
+        >>> 70 <= view.size <= 100 and abs(float(view[0])) == 1.0
+        True
+    """
+    sign = -1.0 if rng.random() < 0.5 else 1.0
+    shift = int(rng.integers(0, MAX_SHIFT + 1))
+    # never shorter than the teacher's minimum input (nor than the clip)
+    keep = max(int(round(signal.size * rng.uniform(MIN_KEEP, 1.0))),
+               min(signal.size, MIN_SAMPLES))
+    shift = min(shift, signal.size - keep)
+    start = int(rng.integers(shift, signal.size - keep + 1))
+    return (sign * signal[start:start + keep]).astype(np.float32)
+
+
+def _clip_rng(seed: int, audio_id: str) -> np.random.Generator:
+    return np.random.default_rng([seed, int(hashlib.sha256(audio_id.encode()).hexdigest()[:8],
+                                            16)])
+
+
 def _padded(signals: list[np.ndarray]):
     import torch
 
@@ -132,7 +175,7 @@ def finetune_teacher(
     lake: Lake, *, teacher: str, corpus: str | list[str], out: str | Path, steps: int = 400,
     epochs: int | None = None, lr: float = 3e-3, batch_size: int = 32,
     train_top_layers: int = 0, holdout: float = 0.2, max_clip_s: float = 8.0, seed: int = 0,
-    threads: int | None = None, overwrite: bool = False,
+    views: int = 1, threads: int | None = None, overwrite: bool = False,
 ) -> dict:
     """Train a teacher's head (and optionally its top layers) on human A/D/V labels.
 
@@ -149,7 +192,10 @@ def finetune_teacher(
             backbone then runs once per clip and features are cached).
         holdout: fraction of clips (by a hash of the audio id) kept for the CCC check.
         max_clip_s: clips are centre-cropped to this length for training.
-        seed: seed for the holdout split, batching and dropout.
+        seed: seed for the holdout split, batching, views and dropout.
+        views: views of each training clip: the clip itself plus ``views - 1``
+            :func:`augmented_view` draws (inverted sign, shift, cut); each step shows one
+            view per clip. Held-out clips are always scored as they are.
         threads: torch intra-op threads.
         overwrite: replace an existing model folder at ``out``.
 
@@ -179,6 +225,8 @@ def finetune_teacher(
     layers = backbone.encoder.layers
     if not 0 <= train_top_layers <= len(layers):
         raise TeacherError(f"train_top_layers must be 0..{len(layers)}, got {train_top_layers}")
+    if views < 1:
+        raise TeacherError(f"views must be 1 or more (1: the clips as they are), got {views}")
     for parameter in model.parameters():
         parameter.requires_grad = False
     trainable = list(model.classifier.parameters())
@@ -190,31 +238,38 @@ def finetune_teacher(
         parameter.requires_grad = True
     model.eval()
 
-    # Inputs: pooled features (head only) or cropped signals (top layers too), streamed.
-    ids, inputs = [], []
-    pending: list[tuple[str, np.ndarray]] = []
+    # Inputs per clip: pooled features of each view [views, hidden] (head only), or the
+    # cropped signal (top layers too, views drawn per step); streamed.
+    inputs: dict[str, object] = {}
+    pending: list[tuple[str, int, np.ndarray]] = []
+    pooled_views: dict[str, list] = {}
 
     def flush() -> None:
-        pending.sort(key=lambda item: item[1].size)
+        pending.sort(key=lambda item: item[2].size)
         for start in range(0, len(pending), 8):
             chunk = pending[start:start + 8]
-            values, mask = _padded([signal for _, signal in chunk])
+            values, mask = _padded([signal for _, _, signal in chunk])
             with torch.inference_mode():
                 pooled = model.pooled(values, mask)
-            ids.extend(audio_id for audio_id, _ in chunk)
-            inputs.extend(pooled.clone())
+            for (audio_id, view, _), row in zip(chunk, pooled, strict=True):
+                pooled_views.setdefault(audio_id, [None] * views)[view] = row.clone()
         pending.clear()
 
     for audio_id, signal in _stream_signals(lake, list(labels), max_clip_s=max_clip_s):
         if train_top_layers:
-            ids.append(audio_id)
-            inputs.append(signal)
-        else:
-            pending.append((audio_id, signal))
-            if len(pending) >= 64:
-                flush()
+            inputs[audio_id] = signal
+            continue
+        clip_rng = _clip_rng(seed, audio_id)
+        pending.append((audio_id, 0, signal))
+        pending.extend((audio_id, view, augmented_view(signal, clip_rng))
+                       for view in range(1, views))
+        if len(pending) >= 64 * views:
+            flush()
     if pending:
         flush()
+    inputs.update({audio_id: torch.stack(rows) for audio_id, rows in pooled_views.items()})
+    # Sorted, so the steps do not depend on how the lake's part files happen to be laid out.
+    ids = sorted(inputs)
     if len(ids) < 5:
         raise TeacherError(f"only {len(ids)} labeled clips of {', '.join(corpora)} have usable "
                            "audio in the lake; fine-tuning needs at least 5")
@@ -229,9 +284,16 @@ def finetune_teacher(
         model.classifier.train(train)
         for layer in layers:
             layer.train(False)
+        # Training shows each clip in one of its views; scoring uses the clip as it is.
+        picks = rng.integers(0, views, size=len(indices)) if train else np.zeros(len(indices),
+                                                                                  int)
         if not train_top_layers:
-            return model.classifier(torch.stack([inputs[i] for i in indices]))
-        values, mask = _padded([inputs[i] for i in indices])
+            return model.classifier(torch.stack([inputs[ids[i]][view]
+                                                 for i, view in zip(indices, picks,
+                                                                    strict=True)]))
+        signals = [inputs[ids[i]] if view == 0 else augmented_view(inputs[ids[i]], rng)
+                   for i, view in zip(indices, picks, strict=True)]
+        values, mask = _padded(signals)
         return model(values, mask)
 
     def evaluate(indices: np.ndarray) -> np.ndarray:
@@ -262,6 +324,7 @@ def finetune_teacher(
         "base_teacher_id": base.teacher_id, "base_teacher_sha256": base.sha256,
         "base_is_random": base.is_random, "corpus": corpora, "steps": steps, "lr": lr,
         "batch_size": batch_size, "train_top_layers": train_top_layers, "seed": seed,
+        "views": views,
         "n_train": int(len(train_idx)), "n_heldout": int(len(test_idx)),
         "ccc_before": before, "ccc_after": after, "lake": lake.url,
         "finetuned_at": utcnow().isoformat(),
@@ -279,7 +342,8 @@ def finetune_teacher(
     return {
         "teacher": f"hf:{out}", "teacher_id": tuned.teacher_id, "base_teacher_id": base.teacher_id,
         "corpus": corpora, "n_train": int(len(train_idx)), "n_heldout": int(len(test_idx)),
-        "steps": steps, "train_top_layers": train_top_layers, "final_loss": losses[-1],
+        "steps": steps, "train_top_layers": train_top_layers, "views": views,
+        "final_loss": losses[-1],
         "ccc_before": before, "ccc_after": after, "license": tuned.license,
         "seconds": round(time.perf_counter() - started, 2),
     }

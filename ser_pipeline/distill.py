@@ -15,6 +15,7 @@ flow stays wiring:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -87,18 +88,28 @@ def prepare_demo_teacher(
 ) -> tuple[str, dict[str, Any] | None]:
     """A tiny teacher fine-tuned on the demo corpus's human labels (built once, reused).
 
-    Returns the ``hf:`` spec and the fine-tuning summary (``None`` when it already existed).
+    A teacher already in ``<workdir>/teacher`` is reused when its recorded fine-tuning
+    recipe (steps, views, seed, corpus) is this one; one built by another recipe (say, by
+    an older release) is built again, and the new teacher id makes the later stages
+    relabel and retrain.
+
+    Returns the ``hf:`` spec and the fine-tuning summary (``None`` when it was reused).
     """
     from ser_pipeline.teacher import finetune_teacher, init_teacher
 
     base = Path(workdir) / "teacher-base"
     tuned = Path(workdir) / "teacher"
-    if (tuned / "config.json").exists():
-        return f"hf:{tuned}", None
+    recipe = {"steps": steps, "views": views, "seed": seed, "corpus": [corpus]}
+    config = tuned / "config.json"
+    if config.exists():
+        provenance = json.loads(config.read_text()).get("ser_provenance") or {}
+        if all(provenance.get(key) == value for key, value in recipe.items()):
+            return f"hf:{tuned}", None
     if not (base / "config.json").exists():
         init_teacher(base, arch="wav2vec2", size="tiny", seed=seed)
     summary = finetune_teacher(lake, teacher=f"hf:{base}", corpus=corpus, out=tuned,
-                               steps=steps, views=views, seed=seed, train_top_layers=0)
+                               steps=steps, views=views, seed=seed, train_top_layers=0,
+                               overwrite=True)
     return f"hf:{tuned}", summary
 
 

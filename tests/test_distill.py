@@ -37,6 +37,24 @@ def test_preflight_fails_fast_on_missing_source_and_teacher(tmp_path):
         preflight(sources=[], teacher=f"hf:{tmp_path / 'no-model'}")
 
 
+def test_demo_teacher_is_reused_only_when_built_by_the_same_recipe(tmp_path):
+    from lakes import make_audio_lake
+
+    from ser_pipeline.distill import prepare_demo_teacher
+    from ser_pipeline.teacher import load_teacher
+
+    lake, _ = make_audio_lake(str(tmp_path / "lake"), n=16, seconds=(0.5, 1.0))
+    options = dict(workdir=tmp_path / "demo", corpus="toy", steps=3)
+    spec, built = prepare_demo_teacher(lake, views=2, **options)
+    assert built is not None and built["views"] == 2
+    first = load_teacher(spec).teacher_id
+    assert prepare_demo_teacher(lake, views=2, **options) == (spec, None)
+    # an older recipe's teacher (other views) is built again, under a new teacher id
+    again, rebuilt = prepare_demo_teacher(lake, views=3, **options)
+    assert again == spec and rebuilt is not None and rebuilt["views"] == 3
+    assert load_teacher(spec).teacher_id != first
+
+
 def test_quality_gate_uses_the_weakest_dev_result():
     rows = [{"reference": "teacher", "split": "dev", "ccc_mean": 0.8},
             {"reference": "human", "split": "dev", "ccc_mean": 0.1},

@@ -7,9 +7,11 @@ its own: a torch ``DataLoader`` hands steps to the workers round-robin and retur
 batches in step order, identical to the in-process stream for any number of workers.
 
 Each worker holds its own :class:`ClipSource` and reads Parquet row groups itself (the
-lake is reopened in the worker, so ``s3://`` lakes work); a streaming source keeps at most
-two shuffle windows decoded per worker, so memory stays flat on lakes larger than RAM. A
-cached source is loaded once by the parent and shared with forked workers.
+lake is reopened in the worker, so ``s3://`` lakes work; workers that stream from a
+remote lake are spawned, not forked, because an s3fs client is not fork-safe); a
+streaming source keeps at most two shuffle windows decoded per worker, so memory stays
+flat on lakes larger than RAM. A cached source is loaded once by the parent and shared
+with forked workers.
 """
 
 from __future__ import annotations
@@ -67,7 +69,14 @@ def batch_stream(batches: StepBatches, *, start: int, total: int, workers: int =
             x, y = batches[step]
             yield (x.pin_memory(), y.pin_memory()) if pin_memory else (x, y)
         return
+    source = batches.source
+    # A forked child inherits the parent's s3fs/aiohttp threads and locks mid-use, and an
+    # S3 read in it can wait forever (seen: a worker stuck in fsspec's sync()). Workers
+    # that will read a remote lake are spawned instead; a cached source never reads, so
+    # forked workers share its decoded audio for free.
+    remote_reads = not source.cache and not source.lake.storage.is_local
     loader = DataLoader(batches, batch_size=None, sampler=range(start, total),
                         num_workers=workers, prefetch_factor=PREFETCH, pin_memory=pin_memory,
-                        persistent_workers=False)
+                        persistent_workers=False,
+                        multiprocessing_context="spawn" if remote_reads else None)
     yield from loader

@@ -79,13 +79,13 @@ def ceiling_test(
     corpora = list(corpora or meta.get("corpora") or []) or None
     labels = label_lake(lake, teacher=spec, corpora=corpora, threads=1)
     hp = Hyperparams.from_dict({**hyperparams, "corpora": corpora})
-    run = train_one(lake, student=student, teacher_id=labels["teacher_id"], seed=seed,
+    run = train_one(lake, student=student, teacher_id=labels.teacher_id, seed=seed,
                     hyperparams=hp, student_options=meta.get("student_options") or {},
                     time_budget_s=time_budget_s)
     best = run["best_dev_ccc"] or {}
     history = read_run_meta(lake, run["run_id"])["history"]
     return {
-        "teacher_id": labels["teacher_id"], "teacher_run_id": teacher_run_id,
+        "teacher_id": labels.teacher_id, "teacher_run_id": teacher_run_id,
         "run_id": run["run_id"], "student": student, "steps": run["steps"],
         "best_dev_ccc": best, "target": CEILING_TARGET,
         "passed": all(best.get(d, 0.0) >= CEILING_TARGET for d in LABELS),

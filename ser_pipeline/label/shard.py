@@ -8,7 +8,7 @@ reuses it for every shard it runs; after each shard the C heap is trimmed
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -46,9 +46,6 @@ class LabelOptions:
     batch_seconds: float = 64.0
     batch_size: int = 16
     run_id: str = ""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

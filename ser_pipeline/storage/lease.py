@@ -120,7 +120,7 @@ class LeaseLock:
                 return True  # our create landed but its answer was lost (then 412 on retry)
             if holder is not None and not holder.is_stale(now=time.time()):
                 return False
-            self._break(held)
+            self._break(held)  # stale, or no lease at all (writes are whole: no live holder)
         return False
 
     def acquire(self) -> LeaseLock:

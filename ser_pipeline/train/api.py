@@ -129,7 +129,7 @@ def train_students(
         seed: Seed for initialisation, data order and augmentation.
         crop_s: Training crop length in seconds.
         batch_size: Clips per step.
-        lr: AdamW learning rate (default per family: 3e-3 Wav2Small, 1e-3 MobileNets).
+        lr: AdamW learning rate (default: the student family's, ``family_of(name)``).
         ccc_weight: Weight of the ``1 - CCC`` term added to the MSE.
         mixup: Mix pairs of clips and their targets.
         eval_every: Steps between dev evaluations/checkpoints (default one epoch, >= 50).

@@ -21,11 +21,11 @@ from ser_pipeline.lake import Lake, utcnow
 from ser_pipeline.progress import progress_bar
 from ser_pipeline.runs import load_checkpoint
 from ser_pipeline.schemas import SAMPLE_RATE
-from ser_pipeline.students import build_student, count_parameters
+from ser_pipeline.students import build_student, count_parameters, family_of
 from ser_pipeline.train.dev import centre, dev_subset, predict_signals
 from ser_pipeline.train.device import Precision, compiled, resolve_device
 from ser_pipeline.train.ema import WeightAverage
-from ser_pipeline.train.hparams import DEFAULT_EPOCHS, Hyperparams, Runtime, default_lr
+from ser_pipeline.train.hparams import DEFAULT_EPOCHS, Hyperparams, Runtime
 from ser_pipeline.train.loader import StepBatches, batch_stream
 from ser_pipeline.train.loss import ccc_report, distillation_loss
 from ser_pipeline.train.source import ClipSource
@@ -91,7 +91,7 @@ def run(lake: Lake, *, run_id: str, student: str, data: TrainData, hp: Hyperpara
         total = (hp.epochs or DEFAULT_EPOCHS) * steps_per_epoch
     eval_every = hp.eval_every or max(steps_per_epoch, 50)
     warmup = hp.warmup_steps if hp.warmup_steps is not None else min(100, total // 10)
-    lr = hp.lr or default_lr(student)
+    lr = hp.lr or family_of(student).learning_rate
     train_seconds = sum(data.durations[i] for i in data.train_ids)
     cache = train_seconds <= hp.cache_limit_s
     train_source = ClipSource(lake, data.snapshot["audio"], data.train_ids, cache=cache,

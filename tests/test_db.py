@@ -83,8 +83,8 @@ def test_runs_table_from_run_json(built) -> None:
     lake, _, db, _ = built
     write_run_meta(lake, "wav2small-20250101T000000-abc123", {
         "student": "wav2small", "student_options": {"channels": 13}, "teacher_id": "toy-teacher",
-        "params": 10897, "best_dev_ccc": {"arousal": 0.5, "dominance": 0.3, "valence": 0.43,
-                                            "mean": 0.41},
+        "params": 10897, "best_step": 40,
+        "best_dev_ccc": {"arousal": 0.5, "dominance": 0.3, "valence": 0.43, "mean": 0.41},
         "corpora": ["toy"], "split_name": "v1"})
     lake.storage.write_bytes("runs/broken-run/run.json", b"{not json")
     summary = build_db(lake, out=db)

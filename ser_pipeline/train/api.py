@@ -62,14 +62,14 @@ def train_one(
                       compile=compile)
     state: dict[str, Any] | None = None
     if resume:
-        meta, state = load_resume_state(lake, resume)
-        student, teacher_id, seed = meta["student"], meta["teacher_id"], meta["seed"]
-        student_options = meta.get("student_options") or {}
-        hp = Hyperparams.from_dict(meta["hyperparams"])
+        info, state = load_resume_state(lake, resume)
+        student, teacher_id, seed = info.student, info.teacher_id, info.seed
+        student_options = info.student_options
+        hp = Hyperparams.from_dict(info.hyperparams)
         run_id = resume
         data = prepare_data(lake, teacher_id=teacher_id, corpora=hp.corpora,
                             dev_fraction=hp.dev_fraction, crop_s=hp.crop_s,
-                            snapshot=meta["lake_snapshot"])
+                            snapshot=info.lake_snapshot)
     else:
         if not student or not teacher_id:
             raise TrainInputError("train_one needs a student and a teacher_id (or resume=)")

@@ -62,7 +62,12 @@ class DatabaseError(RuntimeError):
 
 # -- SQL rendering ------------------------------------------------------------------------
 def sql_literal(text: str) -> str:
-    """A SQL string literal (single quotes doubled); only for settings, never user input."""
+    """A SQL string literal (single quotes doubled); only for settings, never user input.
+
+    Examples:
+        >>> sql_literal("/data/o'brien/lake")
+        "'/data/o''brien/lake'"
+    """
     if "\x00" in text:
         raise DatabaseError(f"refusing a NUL character in {text!r}")
     return "'" + text.replace("'", "''") + "'"
@@ -114,7 +119,12 @@ def lake_relation(lake: Lake, table: str) -> tuple[str, bool]:
 
 
 def render_sql(text: str, relations: dict[str, str]) -> str:
-    """Replace ``{{table}}`` placeholders with the given relations (unknown ones fail)."""
+    """Replace ``{{table}}`` placeholders with the given relations (unknown ones fail).
+
+    Examples:
+        >>> render_sql("SELECT * FROM {{ audio }} AS a", {"audio": "read_parquet('x')"})
+        "SELECT * FROM read_parquet('x') AS a"
+    """
     def replace(match: re.Match) -> str:
         name = match.group(1)
         if name not in relations:

@@ -174,6 +174,13 @@ def test_nan_pairs_are_dropped_and_undefined_statistics_have_no_interval() -> No
     assert json.loads(text)["dimensions"][1]["pearson"]["lo"] is None
 
 
+def test_no_clips_gives_undefined_values_not_a_crash() -> None:
+    result = bootstrap_metrics(np.zeros((0, 3)), np.zeros((0, 3)), n_resamples=B)
+    assert result.resampling.n_units == 0
+    entry = result.dimension("arousal")
+    assert entry.n == 0 and np.isnan(entry.ccc.value) and np.isnan(entry.mae.hi)
+
+
 def test_one_speaker_gives_no_interval() -> None:
     pred, ref, _ = speaker_data()
     result = bootstrap_metrics(pred, ref, units=["only"] * len(pred), n_resamples=B)

@@ -310,6 +310,8 @@ def resampled_totals(per_unit: np.ndarray, *, n_resamples: int,
         [120.0, 3.0]
     """
     n_units = per_unit.shape[0]
+    if n_units == 0:  # nothing to draw: every resample sums to zero (statistics undefined)
+        return np.zeros((n_resamples, *per_unit.shape[1:]))
     flat = per_unit.reshape(n_units, -1)
     blocks = [counts @ flat for counts in resample_counts(n_units, n_resamples, seed=seed)]
     return np.concatenate(blocks).reshape(n_resamples, *per_unit.shape[1:])

@@ -80,8 +80,8 @@ class Perturbation:
 
     name: str
     description: str
-    parameters: dict[str, float | str] = field(default_factory=dict)
-    function: Callable[..., np.ndarray] = field(default=lambda x, rng: x, repr=False)
+    parameters: dict[str, float | str]
+    function: Callable[..., np.ndarray] = field(repr=False)
     seeded: bool = False
 
     def __call__(self, signal: np.ndarray, *, seed: Seed = 0) -> np.ndarray:

@@ -73,6 +73,8 @@ def train_flow(
 ) -> dict:
     """Train ``students`` on the labels of ``teacher_id`` (or resume one run).
 
+    ``students`` are names from the catalog, :data:`ser_pipeline.students.STUDENTS`.
+
     ``device`` is ``cpu``, ``auto``, ``cuda`` or ``cuda:N``: plain ``cuda`` gives student
     ``i`` GPU ``i % count`` of the worker that trains it (one student per GPU); ``workers``
     is the data worker processes per run.

@@ -62,7 +62,12 @@ class DatabaseError(RuntimeError):
 
 # -- SQL rendering ------------------------------------------------------------------------
 def sql_literal(text: str) -> str:
-    """A SQL string literal (single quotes doubled); only for settings, never user input."""
+    """A SQL string literal (single quotes doubled); only for settings, never user input.
+
+    Examples:
+        >>> sql_literal("/data/o'brien/lake")
+        "'/data/o''brien/lake'"
+    """
     if "\x00" in text:
         raise DatabaseError(f"refusing a NUL character in {text!r}")
     return "'" + text.replace("'", "''") + "'"
@@ -114,7 +119,12 @@ def lake_relation(lake: Lake, table: str) -> tuple[str, bool]:
 
 
 def render_sql(text: str, relations: dict[str, str]) -> str:
-    """Replace ``{{table}}`` placeholders with the given relations (unknown ones fail)."""
+    """Replace ``{{table}}`` placeholders with the given relations (unknown ones fail).
+
+    Examples:
+        >>> render_sql("SELECT * FROM {{ audio }} AS a", {"audio": "read_parquet('x')"})
+        "SELECT * FROM read_parquet('x') AS a"
+    """
     def replace(match: re.Match) -> str:
         name = match.group(1)
         if name not in relations:
@@ -180,34 +190,23 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
-def _float_or_none(value: Any) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _runs_table(lake: Lake) -> tuple[pa.Table, list[str]]:
     rows, notices = [], []
     for run_id in list_runs(lake):
         try:
-            meta = read_run_meta(lake, run_id)
+            info = read_run_meta(lake, run_id)
         except Exception as error:  # a broken run.json must not hide the other runs
             notices.append(f"run {run_id}: unreadable run.json ({error}); left out of 'runs'")
             continue
-        corpora = meta.get("corpora")
+        best = info.best_dev_ccc
         rows.append({
-            "run_id": run_id, "student": meta.get("student"),
-            "teacher_id": meta.get("teacher_id"), "teacher_sha256": meta.get("teacher_sha256"),
-            "params": _int_or_none(meta.get("params")),
-            # train.py records {arousal, dominance, valence, mean}; older runs a float
-            "best_dev_ccc": _float_or_none(best.get("mean") if isinstance(
-                best := meta.get("best_dev_ccc"), dict) else best),
-            "best_checkpoint": meta.get("best_checkpoint"),
-            "split_name": meta.get("split_name"),
-            "corpora": [str(c) for c in corpora] if isinstance(corpora, list) else None,
-            "created_at": str(meta.get("created_at") or meta.get("started_at") or "") or None,
-            "meta": json.dumps(meta, sort_keys=True, default=str),
+            "run_id": run_id, "student": info.student, "teacher_id": info.teacher_id,
+            "teacher_sha256": info.teacher_sha256, "params": info.params,
+            "best_dev_ccc": None if best is None else best.get("mean"),
+            "best_checkpoint": info.best_checkpoint, "split_name": info.split_name,
+            "corpora": info.corpora,
+            "created_at": None if info.created_at is None else info.created_at.isoformat(),
+            "meta": json.dumps(info.to_dict(), sort_keys=True),
         })
     return pa.Table.from_pylist(rows, schema=_RUN_COLUMNS), notices
 

@@ -20,13 +20,13 @@ nothing and two concurrent runs write the same part name (one of them is a no-op
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from ser_pipeline.hashing import sha256_bytes
 from ser_pipeline.lake import Lake, content_key
 
 _ALIASES = {"train": "train", "training": "train", "dev": "dev", "development": "dev",
@@ -49,8 +49,8 @@ def normalise_split(value: str) -> str:
 
 
 def _unit_hash(split_name: str, corpus: str, unit: str) -> float:
-    digest = hashlib.sha256(f"{split_name}/{corpus}/{unit}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    """A unit's place in [0, 1): the first 8 bytes of its sha256, as a fraction."""
+    return int(sha256_bytes(f"{split_name}/{corpus}/{unit}".encode())[:16], 16) / 2**64
 
 
 def ensure_splits(

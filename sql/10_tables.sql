@@ -10,6 +10,7 @@
 CREATE OR REPLACE TABLE metrics AS
 SELECT * FROM {{metrics}} AS m;
 
--- Training runs (run.json of every run folder; the full JSON is kept in `meta`).
+-- Training runs (run.json of every run folder; `meta` holds it as JSON, with run_id and the
+-- best and initial dev CCC, in the v1 layout: ser_pipeline.runs.RunInfo.to_dict()).
 CREATE OR REPLACE TABLE runs AS
 SELECT * FROM _stage_runs;

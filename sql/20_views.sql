@@ -22,6 +22,21 @@ CREATE OR REPLACE VIEW predictions AS SELECT * FROM {{predictions}} AS p;
 
 CREATE OR REPLACE VIEW quarantine AS SELECT * FROM {{quarantine}} AS q;
 
+-- The current teacher label of each (teacher, clip): relabelling adds rows, and the newest
+-- (labeled_at) wins; between rows labelled at the same moment, the lowest teacher_sha256.
+-- Reports that need the current labels (paper_table, teacher_vs_human, student_vs_teacher,
+-- label_drift) read them here.
+CREATE OR REPLACE VIEW latest_teacher_labels AS
+SELECT * FROM teacher_labels
+QUALIFY row_number() OVER (PARTITION BY teacher_id, audio_id
+                           ORDER BY labeled_at DESC, teacher_sha256) = 1;
+
+-- The current human label of each clip: the newest ingest (ingested_at) wins. A clip's
+-- audio is stored once, under one corpus, so its human labels all carry that corpus.
+CREATE OR REPLACE VIEW latest_human_labels AS
+SELECT * FROM human_labels
+QUALIFY row_number() OVER (PARTITION BY audio_id ORDER BY ingested_at DESC) = 1;
+
 -- Relabel drift reports: one row per (report, dimension), see ser_pipeline/drift.py.
 CREATE OR REPLACE VIEW drift AS SELECT * FROM {{drift}} AS d;
 

@@ -1,32 +1,16 @@
-"""Shared fixtures: real servers on localhost, temporary lakes, a Prefect test harness."""
+"""Shared fixtures: real servers on localhost, temporary lakes, a Prefect test harness.
+
+The environment every test runs in (Prefect, offline hubs, no cloud credentials) is set by
+the repository's root conftest.py, which the doctests of ser_pipeline/ share.
+"""
 
 from __future__ import annotations
 
-import os
 import socket
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="ser-prefect-home-"))
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("SER_PROGRESS", "0")
-# Keep the test suite off any real cloud account.
-for _var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "SER_S3_ENDPOINT_URL",
-             "SER_LAKE", "SER_REGISTRY", "SER_DASK_ADDRESS"):
-    os.environ.pop(_var, None)
-
-# Prefect binds its console log handler to the sys.stderr of the moment it is first imported.
-# Importing it here, under pytest's session-wide capture, keeps that stream open for the
-# whole run; a first import inside a capsys or CliRunner test binds a stream that closes
-# after that test, and every later flow's logging then fails (RecursionError on Dask).
-import prefect  # noqa: E402,F401
 
 DATA = Path(__file__).parent / "data"
 

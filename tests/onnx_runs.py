@@ -20,6 +20,8 @@ from ser_pipeline.students import build_student, count_parameters
 
 TEACHER = "audeering/wav2vec2-large-robust-12-ft-emotion-msp-dim"
 SPLIT_NAME = "test-split"
+#: The lake snapshot the fake run records (run.json's part files per table).
+SNAPSHOT = {"audio": ["audio/part-snapshot-test.parquet"]}
 
 
 def fit_head(model: torch.nn.Module, signals: list[np.ndarray], labels: list, *,
@@ -74,9 +76,9 @@ def make_run(lake_url: str, *, run_id: str = "wav2small-test-run", fitted: bool 
     checkpoint = save_checkpoint(lake, run_id, 100, model.state_dict())
     write_run_meta(lake, run_id, {
         "student": "wav2small", "student_options": {}, "teacher_id": TEACHER,
-        "teacher_sha256": "ab" * 32, "lake_snapshot": "snapshot-test", "seed": 0,
+        "teacher_sha256": "ab" * 32, "lake_snapshot": SNAPSHOT, "seed": 0,
         "git_sha": "0123abc", "hyperparams": {"lr": 0.003}, "params": count_parameters(model),
-        "best_checkpoint": checkpoint,
+        "best_checkpoint": checkpoint, "best_step": 100,
         "best_dev_ccc": {"arousal": 0.71, "dominance": 0.62, "valence": 0.43, "mean": 0.587},
         "corpora": ["toy"], "split_name": SPLIT_NAME,
     })

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import DATA
 
 from ser_pipeline.audio import (
     REASONS,
@@ -19,6 +19,8 @@ from ser_pipeline.audio import (
     is_silent,
     to_mono_16k,
 )
+
+DATA = Path(__file__).parent / "data"
 
 FIXTURES = sorted(p for p in DATA.iterdir() if p.suffix in {".wav", ".flac", ".ogg", ".mp3"})
 

@@ -83,8 +83,8 @@ def test_runs_table_from_run_json(built) -> None:
     lake, _, db, _ = built
     write_run_meta(lake, "wav2small-20250101T000000-abc123", {
         "student": "wav2small", "student_options": {"channels": 13}, "teacher_id": "toy-teacher",
-        "params": 10897, "best_dev_ccc": {"arousal": 0.5, "dominance": 0.3, "valence": 0.43,
-                                            "mean": 0.41},
+        "params": 10897, "best_step": 40,
+        "best_dev_ccc": {"arousal": 0.5, "dominance": 0.3, "valence": 0.43, "mean": 0.41},
         "corpora": ["toy"], "split_name": "v1"})
     lake.storage.write_bytes("runs/broken-run/run.json", b"{not json")
     summary = build_db(lake, out=db)
@@ -108,6 +108,89 @@ def test_missing_lake_tables_give_empty_views_with_a_notice(tmp_path: Path, lake
         columns = [r[0] for r in con.execute("DESCRIBE teacher_labels").fetchall()]
         assert columns[:3] == ["audio_id", "teacher_id", "teacher_sha256"]
         assert con.execute("SELECT count(*) FROM audio").fetchall() == [(2,)]
+
+
+def _relabel(lake: Lake, records: list[dict]) -> dict[str, tuple]:
+    """Older, newer and tied label rows for some clips; returns the labels that must win."""
+    from datetime import timedelta
+
+    from ser_pipeline.lake import utcnow
+
+    now, then = utcnow() + timedelta(days=1), utcnow() - timedelta(days=400)
+    chosen = records[:4]
+    teacher_rows, human_rows, winners = [], [], {}
+    for index, record in enumerate(chosen):
+        base = {"audio_id": record["audio_id"], "teacher_id": "toy-teacher", "n_windows": 1,
+                "run_id": "relabel"}
+        newest = (0.1 * index, 0.2, 0.3)
+        teacher_rows += [
+            {**base, "teacher_sha256": "1" * 64, "arousal": 0.9, "dominance": 0.9,
+             "valence": 0.9, "labeled_at": then},                        # older: loses
+            {**base, "teacher_sha256": "2" * 64, "arousal": newest[0], "dominance": newest[1],
+             "valence": newest[2], "labeled_at": now},                   # newest: wins
+            {**base, "teacher_sha256": "3" * 64, "arousal": 0.8, "dominance": 0.8,
+             "valence": 0.8, "labeled_at": now},                         # tie, higher sha: loses
+        ]
+        human_rows += [
+            {"audio_id": record["audio_id"], "corpus": "toy", "arousal": 0.05 * index,
+             "dominance": 0.5, "valence": 0.5, "source_scale": "0-1", "ingested_at": now},
+            {"audio_id": record["audio_id"], "corpus": "toy", "arousal": 0.99,
+             "dominance": 0.99, "valence": 0.99, "source_scale": "0-1", "ingested_at": then},
+        ]
+        winners[record["audio_id"]] = (newest, (0.05 * index, 0.5, 0.5))
+    lake.write_part("teacher_labels", teacher_rows, key="relabel-test")
+    lake.write_part("human_labels", human_rows, key="rehuman-test")
+    return winners
+
+
+def test_latest_label_views_keep_one_newest_row_per_key(built) -> None:
+    import audmetric
+
+    from ser_pipeline.reports import run_report
+
+    lake, records, db, _ = built
+    winners = _relabel(lake, records)
+    with connect(db) as con:
+        def rows(sql: str) -> list[tuple]:
+            return con.execute(sql).fetchall()
+
+        # more raw rows than keys, and exactly one row per key in the views
+        assert rows("SELECT count(*) FROM teacher_labels")[0][0] == len(records) + 12
+        assert rows("SELECT count(*), count(DISTINCT (teacher_id, audio_id)) "
+                    "FROM latest_teacher_labels") == [(len(records), len(records))]
+        assert rows("SELECT count(*), count(DISTINCT audio_id) FROM latest_human_labels"
+                    ) == [(len(records), len(records))]
+        teacher = {r[0]: r[1:] for r in rows(
+            "SELECT audio_id, arousal, dominance, valence FROM latest_teacher_labels")}
+        human = {r[0]: r[1:] for r in rows(
+            "SELECT audio_id, arousal, dominance, valence FROM latest_human_labels")}
+        for audio_id, (newest_teacher, newest_human) in winners.items():
+            assert teacher[audio_id] == pytest.approx(newest_teacher), audio_id
+            assert human[audio_id] == pytest.approx(newest_human), audio_id
+        predicted = rows("SELECT model, count(DISTINCT audio_id) FROM predictions GROUP BY 1")
+    # the reports read the same rows: one pair per clip, the newest labels
+    columns, found = run_report(db, "teacher_vs_human")
+    by_dimension = {r[columns.index("dimension")]: r for r in found}
+    ids = sorted(teacher)
+    for index, dimension in enumerate(("arousal", "dominance", "valence")):
+        row = by_dimension[dimension]
+        assert row[columns.index("n")] == len(records)
+        assert row[columns.index("ccc")] == pytest.approx(audmetric.concordance_cc(
+            [human[i][index] for i in ids], [teacher[i][index] for i in ids]), abs=1e-9)
+    columns, found = run_report(db, "paper_table", params={"split": "test"})
+    teacher_row = next(r for r in found if r[columns.index("kind")] == "teacher")
+    assert teacher_row[columns.index("n")] == len(records) // 3
+    columns, found = run_report(db, "label_drift")
+    assert {r[columns.index("clips")] for r in found} == {len(records)}
+    means = {r[columns.index("dimension")]: r[columns.index("mean")] for r in found}
+    assert means["arousal"] == pytest.approx(np.mean([teacher[i][0] for i in ids]))
+    columns, found = run_report(db, "student_vs_teacher")
+    pairs = [dict(zip(columns, r, strict=True)) for r in found]
+    for model, clips in predicted:
+        assert sum(p["model"] == model for p in pairs) == 3 * clips, model
+    for pair in pairs:
+        index = ("arousal", "dominance", "valence").index(pair["dimension"])
+        assert pair["teacher"] == pytest.approx(teacher[pair["audio_id"]][index])
 
 
 def test_ccc_macro_equals_audmetric(built) -> None:

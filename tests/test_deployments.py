@@ -17,9 +17,9 @@ import numpy as np
 import pyarrow.dataset as ds
 import pytest
 import soundfile as sf
-from conftest import free_port
 from lakes import make_audio_lake, tone
 
+from conftest import free_port
 from ser_pipeline.lake import Lake
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ import threading
 
 import duckdb
 import pytest
-from onnx_runs import exported, make_run  # noqa: F401
+from onnx_runs import SNAPSHOT, exported, make_run  # noqa: F401
 from typer.testing import CliRunner
 
 from ser_pipeline.cli import app
@@ -58,7 +58,7 @@ def test_publish_list_show_fetch_round_trip(exported, registry_url, tmp_path):  
         assert hashlib.sha256(data).hexdigest() == info["sha256"]
     assert manifest["license"]["id"] == "cc-by-nc-sa-4.0" and manifest["warnings"]
     assert manifest["teacher"]["weights_sha256"] == "ab" * 32
-    assert manifest["lake_snapshot"] == "snapshot-test" and manifest["git_sha"] == "0123abc"
+    assert manifest["lake_snapshot"] == SNAPSHOT and manifest["git_sha"] == "0123abc"
     assert manifest["ccc"][0]["source"] == "run.best_dev_ccc"
     assert manifest["ccc"][0]["valence"] == 0.43
     assert manifest["input"]["name"] == "signal" and manifest["output"]["labels"] == [

@@ -7,14 +7,18 @@ import pytest
 import torch
 
 from ser_pipeline.students import (
+    FAMILIES,
     STUDENTS,
+    PaperTargets,
+    Student,
+    StudentFamily,
     build_student,
     collate,
     count_parameters,
-    wav2small_params,
-    width_for_budget,
+    family_of,
 )
 from ser_pipeline.students.frontend import LogMelFrontEnd
+from ser_pipeline.students.wav2small import wav2small_params, width_for_budget
 
 torch.set_num_threads(1)
 
@@ -31,6 +35,51 @@ PINNED = {
 
 def test_registry_lists_every_pinned_student():
     assert set(STUDENTS) == set(PINNED)
+
+
+def test_every_student_has_its_family_defaults():
+    expected = {"wav2small": ("wav2small", 3e-3), "wav2small-72k": ("wav2small", 3e-3),
+                "mobilenetv4-s": ("mobilenet", 1e-3), "mobilenetv4-m": ("mobilenet", 1e-3),
+                "mobilenetv3-s": ("mobilenet", 1e-3), "mobilenetv3-l": ("mobilenet", 1e-3)}
+    assert {name: (family_of(name).name, family_of(name).learning_rate)
+            for name in STUDENTS} == expected
+    assert set(FAMILIES) == {"wav2small", "mobilenet"}
+    # the paper's Wav2Small figures, for every width; the MobileNets have none per family
+    assert family_of("wav2small-72k").paper_targets == PaperTargets(
+        int8_bytes=120_000, latency_ms=9.0, peak_rss_increase_mb=9.0)
+    assert family_of("mobilenetv4-s").paper_targets is None
+    # the 72K student is the widest Wav2Small within the paper's budget
+    assert STUDENTS["wav2small-72k"].defaults == {"channels": width_for_budget(72_000)}
+
+
+def test_a_student_without_a_family_fails_and_names_the_fix():
+    with pytest.raises(TypeError, match="declares no StudentFamily.*families.py"):
+        Student("resnet", None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown student 'resnet'.*families.py"):
+        family_of("resnet")
+    with pytest.raises(ValueError, match="learning_rate must be > 0"):
+        StudentFamily(name="new", build=lambda **_: None, learning_rate=0.0)
+
+
+def test_a_new_family_builds_with_its_own_defaults():
+    family = StudentFamily(name="tiny", build=lambda **o: torch.nn.Linear(o["n"], 3),
+                           learning_rate=5e-4)
+    spec = Student("tiny-4", family, {"n": 4})
+    assert spec.family.learning_rate == 5e-4
+    assert family.build(**spec.defaults).in_features == 4
+    with pytest.raises(TypeError):  # the catalog entry cannot be edited in place
+        spec.defaults["n"] = 5  # type: ignore[index]
+
+
+def test_the_catalog_imports_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; import ser_pipeline.students as s; import ser_pipeline.cli.train; "
+            f"print(sorted(s.STUDENTS) == {sorted(PINNED)!r}, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.split() == ["True", "False"], done.stderr
 
 
 @pytest.mark.parametrize("name", sorted(PINNED))

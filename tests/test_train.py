@@ -13,7 +13,14 @@ from lakes import add_teacher_labels, make_audio_lake
 from typer.testing import CliRunner
 
 from ser_pipeline.lake import Lake
-from ser_pipeline.runs import RunError, load_checkpoint, load_run_model, read_run_meta, run_path
+from ser_pipeline.runs import (
+    RunError,
+    load_checkpoint,
+    load_run_model,
+    read_run_meta,
+    run_path,
+    write_run_meta,
+)
 from ser_pipeline.schemas import LABELS
 from ser_pipeline.train import (
     ClipSource,
@@ -57,17 +64,25 @@ def test_short_training_learns_the_teacher(toy):
                              max_steps=200, eval_every=50, patience=10, **FAST)
     run = summary["runs"][0]
     assert run["status"] == "completed" and run["steps"] == 200
-    meta = read_run_meta(lake, run["run_id"])
-    losses = [h["train_loss"] for h in meta["history"] if h["train_loss"] is not None]
+    info = read_run_meta(lake, run["run_id"])
+    losses = [h.train_loss for h in info.history if h.train_loss is not None]
     assert losses[-1] < 0.5 * losses[0]
     assert run["best_dev_ccc"]["mean"] > run["initial_dev_ccc"]["mean"] + 0.3
-    for key in ("student", "student_options", "teacher_id", "teacher_sha256", "lake_snapshot",
-                "seed", "git_sha", "hyperparams", "params", "best_checkpoint",
-                "last_checkpoint", "best_step", "best_dev_ccc", "corpora", "split_name",
-                "status"):
-        assert key in meta, key
-    assert meta["teacher_id"] == "toy-teacher" and meta["params"] == 10_897
-    assert meta["lake_snapshot"]["audio"] == lake.parts("audio")
+    # the record and run.json agree, and best/initial are the history's evaluations
+    assert (info.best_dev_ccc, info.initial_dev_ccc, info.best_step) == (
+        run["best_dev_ccc"], run["initial_dev_ccc"], run["best_step"])
+    assert info.evaluation_at(run["best_step"]).dev_ccc == run["best_dev_ccc"]
+    assert [h.step for h in info.history] == [0, 50, 100, 150, 200]
+    for name in ("teacher_sha256", "git_sha", "best_checkpoint", "last_checkpoint",
+                 "split_name", "created_at", "finished_at", "runtime"):
+        assert getattr(info, name) is not None, name
+    assert (info.student, info.student_options, info.seed, info.corpora) == (
+        "wav2small", {}, 0, ["toy"])
+    assert info.teacher_id == "toy-teacher" and info.params == 10_897
+    assert info.status == "completed" and info.steps == 200
+    assert info.lake_snapshot["audio"] == lake.parts("audio")
+    # the learning rate is the student family's when none is given
+    assert info.hyperparams["lr"] == 3e-3
     assert summary["train_clips"] + summary["dev_clips"] == 24
     # The best checkpoint reproduces the recorded dev CCC.
     model, _ = load_run_model(lake, run["run_id"])
@@ -135,8 +150,8 @@ def test_streaming_source_matches_cache_and_bounds_memory(tmp_path):
                     teacher_id="toy-teacher",
                     hyperparams={**FAST, "crop_s": 0.3, "max_steps": 6, "eval_every": 3,
                                  "cache_limit_s": 0, "shuffle_clips": 4})
-    meta = read_run_meta(lake, run["run_id"])
-    assert run["status"] == "completed" and meta["hyperparams"]["cache_audio"] is False
+    info = read_run_meta(lake, run["run_id"])
+    assert run["status"] == "completed" and info.hyperparams["cache_audio"] is False
 
 
 def _labelled(lake, records):
@@ -151,9 +166,10 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(toy):
                                  "eval_every": 100})
     assert run["status"] == "stopped_nan"
     assert run["nan_step"] is not None and f"step {run['nan_step']}" in run["error"]
-    meta = read_run_meta(lake, run["run_id"])
-    assert meta["status"] == "stopped_nan" and meta["last_checkpoint"]
-    weights = load_checkpoint(lake, meta["last_checkpoint"])
+    info = read_run_meta(lake, run["run_id"])
+    assert info.status == "stopped_nan" and info.last_checkpoint
+    assert info.nan_step == run["nan_step"] and info.error == run["error"]
+    weights = load_checkpoint(lake, info.last_checkpoint)
     assert all(torch.isfinite(v.float()).all() for v in weights.values())
 
 
@@ -161,17 +177,17 @@ def test_checkpoints_load_only_through_safetensors(toy):
     lake, _ = toy
     run = train_one(lake, student="wav2small", teacher_id="toy-teacher",
                     hyperparams={**FAST, "max_steps": 2, "eval_every": 2})
-    meta = read_run_meta(lake, run["run_id"])
+    info = read_run_meta(lake, run["run_id"])
     planted = pickle.dumps({"head.weight": torch.zeros(3, 338)})
     for name in ("ckpt-evil.pt", "ckpt-evil.safetensors"):
         path = run_path(run["run_id"], name)
         lake.storage.write_bytes(path, planted)
-        meta["best_checkpoint"] = path
-        lake.storage.write_bytes(run_path(run["run_id"], "run.json"), json.dumps(meta).encode())
+        info.best_checkpoint = path
+        write_run_meta(lake, run["run_id"], info)
         with pytest.raises(RunError, match="only .safetensors|not a valid safetensors"):
             load_run_model(lake, run["run_id"])
-    meta["last_checkpoint"] = run_path(run["run_id"], "ckpt-evil.safetensors")
-    lake.storage.write_bytes(run_path(run["run_id"], "run.json"), json.dumps(meta).encode())
+    info.last_checkpoint = run_path(run["run_id"], "ckpt-evil.safetensors")
+    write_run_meta(lake, run["run_id"], info)
     with pytest.raises(RunError, match="not a valid safetensors"):
         train_one(lake, resume=run["run_id"])
 
@@ -205,7 +221,7 @@ def test_cli_trains_and_reports_run_ids(toy):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     run_id = summary["runs"][0]["run_id"]
-    assert read_run_meta(Lake.open(lake.url), run_id)["status"] == "completed"
+    assert read_run_meta(Lake.open(lake.url), run_id).status == "completed"
     bad = runner.invoke(app, ["train", "--student", "nope", "--teacher-id", "toy-teacher",
                               "--lake", lake.url, "--engine", "local"])
     assert bad.exit_code == 2 and "unknown student 'nope'" in bad.output
@@ -223,7 +239,7 @@ def test_flow_trains_students_as_parallel_tasks(toy, prefect_harness):
                          lake=lake.url, max_steps=3, crop_s=0.5, batch_size=8)
     assert [r["student"] for r in summary["runs"]] == ["wav2small", "wav2small-72k"]
     assert all(r["status"] == "completed" for r in summary["runs"])
-    assert {read_run_meta(lake, r["run_id"])["params"] for r in summary["runs"]} == {
+    assert {read_run_meta(lake, r["run_id"]).params for r in summary["runs"]} == {
         10_897, 70_621}
 
     from prefect.logging.handlers import APILogWorker

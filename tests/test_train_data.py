@@ -8,7 +8,7 @@ import pytest
 import torch
 from lakes import add_teacher_labels, make_audio_lake
 
-from ser_pipeline.runs import load_checkpoint, read_run_meta
+from ser_pipeline.runs import RunRuntime, load_checkpoint, read_run_meta
 from ser_pipeline.train import ClipSource, Hyperparams, prepare_data, train_one
 from ser_pipeline.train.loader import StepBatches, batch_stream
 
@@ -95,11 +95,11 @@ def test_training_with_workers_matches_and_resumes_exactly(lake):
     b = _weights(lake, resumed["last_checkpoint"])
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed["last_dev_ccc"] == inline["last_dev_ccc"]
-    meta = read_run_meta(lake, resumed["run_id"])
-    assert meta["hyperparams"]["cache_audio"] is False
-    assert meta["runtime"] == {"device": "cpu", "precision": "fp32", "workers": 2,
-                               "compile": False}
-    assert 0.0 <= meta["data_wait_fraction"] <= 1.0
+    info = read_run_meta(lake, resumed["run_id"])
+    assert info.hyperparams["cache_audio"] is False
+    assert info.runtime == RunRuntime(device="cpu", precision="fp32", workers=2, compile=False)
+    assert 0.0 <= info.data_wait_fraction <= 1.0
+    assert len(info.resumed_at) == 1 and info.status == "completed"
 
 
 def test_s3_lake_through_the_workers(s3_env, tmp_path):

@@ -82,9 +82,9 @@ def test_cli_trains_with_workers_and_resumes_exactly(toy):
     a = load_checkpoint(toy, straight["last_checkpoint"])
     b = load_checkpoint(toy, run["last_checkpoint"])
     assert all(torch.equal(a[k], b[k]) for k in a)
-    meta = read_run_meta(toy, run["run_id"])
-    assert meta["runtime"]["workers"] == 2 and meta["runtime"]["device"] == "cpu"
-    assert isinstance(meta["data_wait_fraction"], float)
+    info = read_run_meta(toy, run["run_id"])
+    assert info.runtime.workers == 2 and info.runtime.device == "cpu"
+    assert isinstance(info.data_wait_fraction, float)
 
     fresh = runner.invoke(app, ["train", "--student", "wav2small", "--teacher-id",
                                 "toy-teacher", "--max-steps", "4", "--crop-s", "0.5",
@@ -99,15 +99,14 @@ def test_cuda_run_uses_mixed_precision_and_resumes_exactly(toy):
     hp = {**FAST, "max_steps": 12, "eval_every": 6, "patience": 100}
     straight = train_one(toy, student="wav2small", teacher_id="toy-teacher", seed=1,
                          hyperparams=hp, device="cuda", workers=2)
-    meta = read_run_meta(toy, straight["run_id"])
-    assert meta["runtime"]["device"].startswith("cuda")
-    assert meta["runtime"]["precision"] == ("bf16" if torch.cuda.is_bf16_supported()
-                                            else "fp16")
+    info = read_run_meta(toy, straight["run_id"])
+    assert info.runtime.device.startswith("cuda")
+    assert info.runtime.precision == ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
     assert straight["status"] == "completed" and straight["best_dev_ccc"] is not None
     paused = train_one(toy, student="wav2small", teacher_id="toy-teacher", seed=1,
                        hyperparams=hp, device="cuda", stop_at_step=6)
     state = json.loads(toy.storage.read_bytes(read_run_meta(toy, paused["run_id"])
-                                              ["resume_state"]))
+                                              .resume_state))
     assert "cuda_rng" in load_checkpoint(toy, state["optimizer"])
     resumed = train_one(toy, resume=paused["run_id"], device="cuda")
     a = load_checkpoint(toy, straight["last_checkpoint"])

@@ -20,13 +20,14 @@ from ser_pipeline.cli.common import (
     fail,
     settings_for,
 )
+from ser_pipeline.students.families import learning_rates_help, students_help
 
 
 @app.command("train")
 def train_command(
     student: Annotated[list[str] | None, typer.Option(
-        "--student", help="Student to train (repeat for several): wav2small, wav2small-72k, "
-        "mobilenetv4-s, mobilenetv4-m, mobilenetv3-s, mobilenetv3-l.")] = None,
+        "--student", help=f"Student to train (repeat for several): {students_help()}.")
+    ] = None,
     teacher_id: Annotated[str | None, typer.Option(
         "--teacher-id", help="Teacher whose labels are the targets (see teacher_labels).")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Epochs (default 30).")
@@ -41,7 +42,8 @@ def train_command(
                       ] = 2.0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
     lr: Annotated[float | None, typer.Option(
-        "--lr", help="AdamW learning rate (default 3e-3 Wav2Small, 1e-3 MobileNets).")] = None,
+        "--lr", help=f"AdamW learning rate (default per family: {learning_rates_help()}).")
+    ] = None,
     ccc_weight: Annotated[float, typer.Option(
         "--ccc-weight", help="Weight of the (1 - CCC) loss term added to MSE.")] = 1.0,
     mixup: Annotated[bool, typer.Option("--mixup/--no-mixup", help="Mixup augmentation.")

@@ -10,6 +10,11 @@ length: :func:`collate` crops or pads a list of signals to one. Zero padding add
 that the model sees, so predictions that must not depend on batch-mates run clips one at a
 time (or in batches of equal length).
 
+Which students exist, their families and each family's defaults (learning rate, the
+paper's targets) are in the catalog, :mod:`.families`; the model definitions are
+:mod:`.wav2small` and :mod:`.mobilenet`. Importing this package does not import torch
+(building a model does).
+
 A built model carries ``model.name`` and ``model.options`` (JSON-able); ``build_student(
 model.name, **model.options)`` rebuilds it.
 
@@ -17,60 +22,34 @@ Examples:
     >>> model = build_student("wav2small")
     >>> (model.name, count_parameters(model))
     ('wav2small', 10897)
+    >>> build_student("wav2small-72k").channels
+    34
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from ser_pipeline.students.frontend import LogMelFrontEnd
-from ser_pipeline.students.mobilenet import ARCHITECTURES, MobileNetStudent
-from ser_pipeline.students.wav2small import (
-    PAPER_72K_CHANNELS,
-    PUBLIC_CHANNELS,
-    Wav2Small,
-    wav2small_params,
-    width_for_budget,
+from ser_pipeline.students.families import (
+    FAMILIES,
+    STUDENTS,
+    PaperTargets,
+    Student,
+    StudentFamily,
+    check_student,
+    family_of,
+    student_spec,
 )
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 #: Shortest input (samples) every student accepts.
 MIN_SAMPLES = 1024
-
-
-def _wav2small(**options: Any) -> nn.Module:
-    return Wav2Small(**{"channels": PUBLIC_CHANNELS, **options})
-
-
-def _wav2small_72k(**options: Any) -> nn.Module:
-    return Wav2Small(**{"channels": PAPER_72K_CHANNELS, **options})
-
-
-def _mobilenet(arch: str) -> Callable[..., nn.Module]:
-    def build(**options: Any) -> nn.Module:
-        return MobileNetStudent(arch=arch, **options)
-
-    build.__name__ = f"_{arch}"
-    return build
-
-
-#: Name -> constructor taking keyword options.
-STUDENTS: dict[str, Callable[..., nn.Module]] = {
-    "wav2small": _wav2small,
-    "wav2small-72k": _wav2small_72k,
-    **{name: _mobilenet(arch) for name, arch in ARCHITECTURES.items()},
-}
-
-
-def check_student(name: str) -> str:
-    """Return ``name`` if it is a known student, else raise ``ValueError`` naming them."""
-    if name not in STUDENTS:
-        raise ValueError(f"unknown student {name!r}; known students: {', '.join(STUDENTS)}")
-    return name
 
 
 def build_student(name: str, **options: Any) -> nn.Module:
@@ -79,14 +58,15 @@ def build_student(name: str, **options: Any) -> nn.Module:
     Args:
         name: One of :data:`STUDENTS`.
         **options: Constructor options (e.g. ``channels=20`` for Wav2Small, ``n_mels=`` for
-            the MobileNets). Recorded as ``model.options`` so the model can be rebuilt.
+            the MobileNets); they override the student's catalog defaults and are recorded
+            as ``model.options`` so the model can be rebuilt.
 
     Raises:
         ValueError: Unknown name (the message lists the known ones) or bad option.
     """
-    check_student(name)
+    spec = student_spec(name)
     try:
-        model = STUDENTS[name](**options)
+        model = spec.family.build(**{**spec.defaults, **options})
     except TypeError as error:
         raise ValueError(f"bad option for student {name!r}: {error}") from None
     model.name = name
@@ -111,7 +91,15 @@ def collate(signals: Sequence[np.ndarray | torch.Tensor], *, mode: str = "pad",
         mode: ``"pad"`` zero-pads to the longest (or ``length``); ``"crop"`` keeps the first
             samples of each, up to the shortest (or ``length``), zero-padding any shorter one.
         length: Target length; default the longest (pad) or shortest (crop) signal.
+
+    Examples:
+        >>> collate([np.ones(2000), np.ones(3000)]).shape
+        torch.Size([2, 3000])
+        >>> collate([np.ones(2000), np.ones(3000)], mode="crop").shape
+        torch.Size([2, 2000])
     """
+    import torch
+
     tensors = [torch.as_tensor(np.asarray(s, dtype=np.float32)).reshape(-1) for s in signals]
     if not tensors:
         raise ValueError("collate needs at least one signal")
@@ -128,15 +116,16 @@ def collate(signals: Sequence[np.ndarray | torch.Tensor], *, mode: str = "pad",
 
 
 __all__ = [
+    "FAMILIES",
     "MIN_SAMPLES",
     "STUDENTS",
-    "LogMelFrontEnd",
-    "MobileNetStudent",
-    "Wav2Small",
+    "PaperTargets",
+    "Student",
+    "StudentFamily",
     "build_student",
     "check_student",
     "collate",
     "count_parameters",
-    "wav2small_params",
-    "width_for_budget",
+    "family_of",
+    "student_spec",
 ]

@@ -5,6 +5,8 @@ frequency resolution (256-point DFT, 64 mel bands) and the same hop of 32 sample
 (500 frames/s). Every timm MobileNet here has a total stride of 32, so the time axis
 leaves the backbone at 500 / 32 = 15.6 tokens per second: the paper's "about 16 output
 tokens per second" for MobileNetV4-S. 64 mel bands leave 2 frequency tokens.
+
+Which timm architecture each student name uses is in the catalog, students/families.py.
 """
 
 from __future__ import annotations
@@ -13,14 +15,6 @@ import torch
 from torch import nn
 
 from ser_pipeline.students.frontend import LogMelFrontEnd
-
-#: Student name -> timm architecture.
-ARCHITECTURES: dict[str, str] = {
-    "mobilenetv4-s": "mobilenetv4_conv_small",
-    "mobilenetv4-m": "mobilenetv4_conv_medium",
-    "mobilenetv3-s": "mobilenetv3_small_100",
-    "mobilenetv3-l": "mobilenetv3_large_100",
-}
 
 #: Front-end resolution: hop 32 at 16 kHz = 500 frames/s; stride 32 -> 15.6 tokens/s.
 FRONT_END = {"n_fft": 256, "hop": 32, "n_mels": 64}

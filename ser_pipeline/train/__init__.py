@@ -2,7 +2,8 @@
 
 The package reads in the order a run does:
 
-- :mod:`.hparams`: :class:`Hyperparams`, the per-family defaults, :class:`TrainInputError`;
+- :mod:`.hparams`: :class:`Hyperparams`, :class:`TrainInputError` (per-family defaults are
+  declared with the students, :mod:`ser_pipeline.students.families`);
 - :mod:`.targets`: one teacher's targets, the stored split and durations, all checked before
   any training starts (:func:`prepare_data`);
 - the data path: :mod:`.source` (Parquet row groups, cached or streamed, block shuffle) and
@@ -20,10 +21,8 @@ from ser_pipeline.train.augment import crop, make_batch
 from ser_pipeline.train.dev import centre, dev_subset, predict_signals
 from ser_pipeline.train.hparams import (
     DEFAULT_EPOCHS,
-    DEFAULT_LR,
     Hyperparams,
     TrainInputError,
-    default_lr,
 )
 from ser_pipeline.train.loop import Determinism, lr_at
 from ser_pipeline.train.loss import ccc_report, ccc_torch, distillation_loss
@@ -32,8 +31,8 @@ from ser_pipeline.train.state import RunState, git_sha
 from ser_pipeline.train.targets import TrainData, prepare_data, teacher_ids
 
 __all__ = [
-    "DEFAULT_EPOCHS", "DEFAULT_LR", "ClipSource", "Determinism", "Hyperparams", "RunState",
-    "TrainData", "TrainInputError", "ccc_report", "ccc_torch", "centre", "crop", "default_lr",
+    "DEFAULT_EPOCHS", "ClipSource", "Determinism", "Hyperparams", "RunState",
+    "TrainData", "TrainInputError", "ccc_report", "ccc_torch", "centre", "crop",
     "dev_subset", "distillation_loss", "git_sha", "lr_at", "make_batch", "predict_signals",
     "prepare_data", "teacher_ids", "train_one", "train_students",
 ]

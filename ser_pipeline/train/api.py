@@ -62,14 +62,14 @@ def train_one(
                       compile=compile)
     state: dict[str, Any] | None = None
     if resume:
-        meta, state = load_resume_state(lake, resume)
-        student, teacher_id, seed = meta["student"], meta["teacher_id"], meta["seed"]
-        student_options = meta.get("student_options") or {}
-        hp = Hyperparams.from_dict(meta["hyperparams"])
+        info, state = load_resume_state(lake, resume)
+        student, teacher_id, seed = info.student, info.teacher_id, info.seed
+        student_options = info.student_options
+        hp = Hyperparams.from_dict(info.hyperparams)
         run_id = resume
         data = prepare_data(lake, teacher_id=teacher_id, corpora=hp.corpora,
                             dev_fraction=hp.dev_fraction, crop_s=hp.crop_s,
-                            snapshot=meta["lake_snapshot"])
+                            snapshot=info.lake_snapshot)
     else:
         if not student or not teacher_id:
             raise TrainInputError("train_one needs a student and a teacher_id (or resume=)")
@@ -129,7 +129,7 @@ def train_students(
         seed: Seed for initialisation, data order and augmentation.
         crop_s: Training crop length in seconds.
         batch_size: Clips per step.
-        lr: AdamW learning rate (default per family: 3e-3 Wav2Small, 1e-3 MobileNets).
+        lr: AdamW learning rate (default: the student family's, ``family_of(name)``).
         ccc_weight: Weight of the ``1 - CCC`` term added to the MSE.
         mixup: Mix pairs of clips and their targets.
         eval_every: Steps between dev evaluations/checkpoints (default one epoch, >= 50).

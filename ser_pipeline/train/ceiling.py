@@ -72,18 +72,18 @@ def ceiling_test(
     from ser_pipeline.train.api import train_one
     from ser_pipeline.train.hparams import Hyperparams
 
-    model, meta = load_run_model(lake, teacher_run_id, which="best")
-    student = meta["student"]
+    model, info = load_run_model(lake, teacher_run_id, which="best")
+    student = info.student
     spec = export_as_teacher(model, Path(workdir) / f"{teacher_run_id}.onnx",
                              name=f"{student}-ceiling")
-    corpora = list(corpora or meta.get("corpora") or []) or None
+    corpora = list(corpora or info.corpora or []) or None
     labels = label_lake(lake, teacher=spec, corpora=corpora, threads=1)
     hp = Hyperparams.from_dict({**hyperparams, "corpora": corpora})
     run = train_one(lake, student=student, teacher_id=labels.teacher_id, seed=seed,
-                    hyperparams=hp, student_options=meta.get("student_options") or {},
+                    hyperparams=hp, student_options=info.student_options,
                     time_budget_s=time_budget_s)
     best = run["best_dev_ccc"] or {}
-    history = read_run_meta(lake, run["run_id"])["history"]
+    history = read_run_meta(lake, run["run_id"]).to_dict()["history"]
     return {
         "teacher_id": labels.teacher_id, "teacher_run_id": teacher_run_id,
         "run_id": run["run_id"], "student": student, "steps": run["steps"],

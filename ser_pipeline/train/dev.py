@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterable
 
 import numpy as np
 import torch
 
+from ser_pipeline.hashing import sha256_bytes
 from ser_pipeline.students import MIN_SAMPLES
 
 
 def dev_subset(ids: list[str], limit: int) -> list[str]:
     """At most ``limit`` dev clips, chosen by hash so every run of a split picks the same."""
-    ranked = sorted(ids, key=lambda i: hashlib.sha256(f"dev/{i}".encode()).hexdigest())
+    ranked = sorted(ids, key=lambda i: sha256_bytes(f"dev/{i}".encode()))
     return sorted(ranked[:limit])
 
 

@@ -1,4 +1,8 @@
-"""What shapes a run: :class:`Hyperparams`, per-family defaults, and the input error."""
+"""What shapes a run: :class:`Hyperparams`, :class:`Runtime` and the input error.
+
+The per-family defaults (the learning rate when ``lr`` is not set) are declared with the
+students, in :mod:`ser_pipeline.students.families`.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,6 @@ from typing import Any
 
 from ser_pipeline.splits import DEFAULT_DEV_FRACTION
 
-#: Default learning rate per student family (AdamW).
-DEFAULT_LR = {"wav2small": 3e-3, "mobilenet": 1e-3}
 DEFAULT_EPOCHS = 30
 
 
@@ -23,6 +25,7 @@ class Hyperparams:
 
     crop_s: float = 2.0
     batch_size: int = 16
+    #: AdamW learning rate; None: the student family's (``family_of(student).learning_rate``).
     lr: float | None = None
     weight_decay: float = 0.01
     ccc_weight: float = 1.0
@@ -77,7 +80,3 @@ class Runtime:
         if self.workers < 0:
             raise TrainInputError(f"--workers {self.workers}: use 0 (in-process) or more")
 
-
-def default_lr(student: str) -> float:
-    """The AdamW learning rate of a student's family when ``--lr`` is not given."""
-    return DEFAULT_LR["wav2small" if student.startswith("wav2small") else "mobilenet"]

@@ -19,13 +19,13 @@ import torch
 
 from ser_pipeline.lake import Lake, utcnow
 from ser_pipeline.progress import progress_bar
-from ser_pipeline.runs import load_checkpoint
+from ser_pipeline.runs import RunInfo, RunRuntime, load_checkpoint
 from ser_pipeline.schemas import SAMPLE_RATE
-from ser_pipeline.students import build_student, count_parameters
+from ser_pipeline.students import build_student, count_parameters, family_of
 from ser_pipeline.train.dev import centre, dev_subset, predict_signals
 from ser_pipeline.train.device import Precision, compiled, resolve_device
 from ser_pipeline.train.ema import WeightAverage
-from ser_pipeline.train.hparams import DEFAULT_EPOCHS, Hyperparams, Runtime, default_lr
+from ser_pipeline.train.hparams import DEFAULT_EPOCHS, Hyperparams, Runtime
 from ser_pipeline.train.loader import StepBatches, batch_stream
 from ser_pipeline.train.loss import ccc_report, distillation_loss
 from ser_pipeline.train.source import ClipSource
@@ -91,7 +91,7 @@ def run(lake: Lake, *, run_id: str, student: str, data: TrainData, hp: Hyperpara
         total = (hp.epochs or DEFAULT_EPOCHS) * steps_per_epoch
     eval_every = hp.eval_every or max(steps_per_epoch, 50)
     warmup = hp.warmup_steps if hp.warmup_steps is not None else min(100, total // 10)
-    lr = hp.lr or default_lr(student)
+    lr = hp.lr or family_of(student).learning_rate
     train_seconds = sum(data.durations[i] for i in data.train_ids)
     cache = train_seconds <= hp.cache_limit_s
     train_source = ClipSource(lake, data.snapshot["audio"], data.train_ids, cache=cache,
@@ -104,24 +104,21 @@ def run(lake: Lake, *, run_id: str, student: str, data: TrainData, hp: Hyperpara
     del dev_source
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=hp.weight_decay)
-    meta: dict[str, Any] = {
-        "run_id": run_id, "student": student, "student_options": student_options,
-        "teacher_id": data.teacher_id, "teacher_sha256": data.teacher_sha256,
-        "lake_snapshot": data.snapshot, "seed": seed, "git_sha": git_sha(),
-        "hyperparams": {**hp.to_dict(), "lr": lr, "batch_size": batch_size,
-                        "total_steps": total, "steps_per_epoch": steps_per_epoch,
-                        "eval_every": eval_every, "warmup_steps": warmup,
-                        "cache_audio": cache},
-        "runtime": {"device": str(device), "precision": precision.dtype,
-                    "workers": runtime.workers, "compile": runtime.compile},
-        "params": params, "corpora": data.corpora, "split_name": data.split_name,
-        "train_clips": len(data.train_ids), "dev_clips": len(dev_ids),
-        "train_audio_s": round(train_seconds, 2), "skipped": data.skipped,
-        "best_checkpoint": None, "last_checkpoint": None, "best_step": None,
-        "best_dev_ccc": None, "initial_dev_ccc": None, "history": [], "status": "running",
-        "resume_state": None, "created_at": utcnow().isoformat(),
-    }
-    run_state = RunState(lake, run_id, meta, precision=precision)
+    info = RunInfo(
+        run_id=run_id, student=student, student_options=student_options,
+        teacher_id=data.teacher_id, teacher_sha256=data.teacher_sha256,
+        lake_snapshot=data.snapshot, seed=seed, git_sha=git_sha(),
+        hyperparams={**hp.to_dict(), "lr": lr, "batch_size": batch_size,
+                     "total_steps": total, "steps_per_epoch": steps_per_epoch,
+                     "eval_every": eval_every, "warmup_steps": warmup, "cache_audio": cache},
+        runtime=RunRuntime(device=str(device), precision=precision.dtype,
+                           workers=runtime.workers, compile=runtime.compile),
+        params=params, corpora=data.corpora, split_name=data.split_name,
+        train_clips=len(data.train_ids), dev_clips=len(dev_ids),
+        train_audio_s=round(train_seconds, 2), skipped=data.skipped, status="running",
+        created_at=utcnow(),
+    )
+    run_state = RunState(lake, info, precision=precision)
     # The weight average is what is evaluated, checkpointed and exported; with decay 0 it
     # is the live model itself.
     ema = WeightAverage(model, decay=hp.ema_decay)
@@ -141,8 +138,7 @@ def run(lake: Lake, *, run_id: str, student: str, data: TrainData, hp: Hyperpara
 
     if step == 0:
         initial = evaluate()
-        meta["initial_dev_ccc"] = initial
-        meta["history"].append({"step": 0, "train_loss": None, "dev_ccc": initial})
+        run_state.record(0, None, initial)
         log_evaluation(student, step=0, total=total, train_loss=None, dev=initial)
         checkpoint(0, initial, "running")
 
@@ -154,7 +150,7 @@ def run(lake: Lake, *, run_id: str, student: str, data: TrainData, hp: Hyperpara
                           steps_per_epoch=steps_per_epoch)
     stream = batch_stream(batches, start=step, total=total, workers=runtime.workers,
                           pin_memory=device.type == "cuda")
-    dev = meta["best_dev_ccc"]
+    dev = info.best_dev_ccc
     train_started = time.monotonic()
     with contextlib.closing(stream), progress_bar(f"train {student}", total=total) as advance:
         advance(step)
@@ -178,8 +174,7 @@ def run(lake: Lake, *, run_id: str, student: str, data: TrainData, hp: Hyperpara
             last = step == total
             if step % eval_every == 0 or last:
                 dev = evaluate()
-                meta["history"].append({"step": step, "train_loss": float(np.mean(losses)),
-                                        "dev_ccc": dev})
+                run_state.record(step, float(np.mean(losses)), dev)
                 log_evaluation(student, step=step, total=total,
                                train_loss=float(np.mean(losses)), dev=dev)
                 losses = []
@@ -196,33 +191,32 @@ def run(lake: Lake, *, run_id: str, student: str, data: TrainData, hp: Hyperpara
                 status = "stopped_budget"
                 break
             asked = time.monotonic()
-    if status in ("interrupted", "stopped_budget") and meta.get("steps") != step:
+    if status in ("interrupted", "stopped_budget") and info.steps != step:
         dev = evaluate()
-        meta["history"].append({"step": step, "train_loss": float(np.mean(losses))
-                                if losses else None, "dev_ccc": dev})
-        log_evaluation(student, step=step, total=total, dev=dev,
-                       train_loss=float(np.mean(losses)) if losses else None)
+        train_loss = float(np.mean(losses)) if losses else None
+        run_state.record(step, train_loss, dev)
+        log_evaluation(student, step=step, total=total, dev=dev, train_loss=train_loss)
         checkpoint(step, dev, status)
     train_time = time.monotonic() - train_started
     # Share of the loop's wall time spent waiting for the next batch (this session only):
     # near 0 means the data path keeps up; near 1 means add --workers.
     wait = round(waited / train_time, 4) if train_time > 0 else None
-    meta.update(status=status, finished_at=utcnow().isoformat(), data_wait_fraction=wait)
+    info.status, info.finished_at, info.data_wait_fraction = status, utcnow(), wait
     if nan_step is not None:
-        meta["nan_step"] = nan_step
-        meta["error"] = (f"loss became NaN/inf at step {nan_step}; kept the last good checkpoint "
-                         f"{meta['last_checkpoint']} (try a lower --lr)")
+        info.nan_step = nan_step
+        info.error = (f"loss became NaN/inf at step {nan_step}; kept the last good checkpoint "
+                      f"{info.last_checkpoint} (try a lower --lr)")
     run_state.write()
     return {
         "run_id": run_id, "student": student, "teacher_id": data.teacher_id,
         "params": params, "status": status,
-        "steps": meta["steps"], "best_step": meta["best_step"],
-        "best_dev_ccc": meta["best_dev_ccc"], "initial_dev_ccc": meta["initial_dev_ccc"],
-        "last_dev_ccc": meta["history"][-1]["dev_ccc"], "best_checkpoint":
-        meta["best_checkpoint"], "last_checkpoint": meta["last_checkpoint"],
-        "train_clips": meta["train_clips"], "dev_clips": meta["dev_clips"],
+        "steps": info.steps, "best_step": info.best_step,
+        "best_dev_ccc": info.best_dev_ccc, "initial_dev_ccc": info.initial_dev_ccc,
+        "last_dev_ccc": dict(info.history[-1].dev_ccc), "best_checkpoint":
+        info.best_checkpoint, "last_checkpoint": info.last_checkpoint,
+        "train_clips": info.train_clips, "dev_clips": info.dev_clips,
         "clips_per_s": round(clips_seen / train_time, 2) if train_time > 0 else None,
         "seconds": round(time.monotonic() - started, 2), "nan_step": nan_step,
-        "error": meta.get("error"), "data_wait_fraction": wait, "device": str(device),
+        "error": info.error, "data_wait_fraction": wait, "device": str(device),
         "precision": precision.dtype, "workers": runtime.workers,
     }

@@ -18,7 +18,9 @@ import torch
 
 from ser_pipeline.lake import Lake, utcnow
 from ser_pipeline.runs import (
+    Evaluation,
     RunError,
+    RunInfo,
     load_checkpoint,
     read_run_meta,
     run_path,
@@ -38,16 +40,22 @@ def git_sha() -> str | None:
     return result.stdout.strip() or None if result.returncode == 0 else None
 
 
-def load_resume_state(lake: Lake, run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(run.json, saved state)`` of a run to resume.
+def load_resume_state(lake: Lake, run_id: str) -> tuple[RunInfo, dict[str, Any]]:
+    """``(run info, saved state)`` of a run to resume.
 
     Raises:
         RunError: the run has no saved state.
     """
-    meta = read_run_meta(lake, run_id)
-    if not meta.get("resume_state"):
+    info = read_run_meta(lake, run_id)
+    if not info.resume_state:
         raise RunError(f"run {run_id!r} has no saved state to resume from; start a new run")
-    return meta, json.loads(lake.storage.read_bytes(meta["resume_state"]))
+    missing = [name for name in ("teacher_id", "seed", "lake_snapshot")
+               if getattr(info, name) is None]
+    if missing:
+        raise RunError(f"run {run_id!r} cannot be resumed: its run.json lacks "
+                       f"{', '.join(missing)} (it was not written by 'ser train'); "
+                       "start a new run")
+    return info, json.loads(lake.storage.read_bytes(info.resume_state))
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, list]:
@@ -70,33 +78,40 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, groups: l
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-class RunState:
-    """``run.json`` of one run and the checkpoint files it points at."""
+#: What a resume carries over from the interrupted run's ``run.json``; the rest (data,
+#: hyper-parameters, runtime) the resuming session records afresh. ``resume_state`` and
+#: ``steps`` too: run.json is rewritten at once, and a crash before the next checkpoint
+#: must still find the state this resume started from.
+RESUMED_FIELDS = ("history", "best_step", "best_checkpoint", "last_checkpoint", "steps",
+                  "resume_state", "created_at", "git_sha")
 
-    def __init__(self, lake: Lake, run_id: str, meta: dict[str, Any], *,
-                 precision: Precision | None = None) -> None:
-        self.lake, self.run_id, self.meta = lake, run_id, meta
+
+class RunState:
+    """The :class:`RunInfo` of one run and the checkpoint files it points at."""
+
+    def __init__(self, lake: Lake, info: RunInfo, *, precision: Precision | None = None) -> None:
+        self.lake, self.info = lake, info
         self.precision = precision or Precision(torch.device("cpu"))
         self.evals_since_best = 0
 
     def write(self) -> None:
-        """Rewrite ``run.json`` from :attr:`meta`."""
-        write_run_meta(self.lake, self.run_id, self.meta)
+        """Rewrite ``run.json`` from :attr:`info`."""
+        write_run_meta(self.lake, self.info.run_id, self.info)
+
+    def record(self, step: int, train_loss: float | None, dev: dict[str, float]) -> None:
+        """Add an evaluation to the run's history (written with the next checkpoint)."""
+        self.info.history.append(Evaluation(step=step, train_loss=train_loss, dev_ccc=dev))
 
     def resume(self, state: dict[str, Any], *, model: torch.nn.Module,
                optimizer: torch.optim.Optimizer) -> int:
         """Load the last checkpoint, optimiser moments and RNG; returns the step to go on from."""
-        meta = self.meta
-        previous = read_run_meta(self.lake, self.run_id)
-        # resume_state and steps too: run.json is rewritten below, and a crash before the
-        # next checkpoint must still find the state this resume started from.
-        meta.update({k: previous[k] for k in ("best_checkpoint", "last_checkpoint", "best_step",
-                                              "best_dev_ccc", "initial_dev_ccc", "history",
-                                              "created_at", "git_sha", "resume_state", "steps")
-                     if k in previous})
-        meta["resumed_at"] = [*previous.get("resumed_at", []), utcnow().isoformat()]
-        meta["resumed_git_sha"] = git_sha()
-        model.load_state_dict(load_checkpoint(self.lake, meta["last_checkpoint"]))
+        info = self.info
+        previous = read_run_meta(self.lake, info.run_id)
+        for name in RESUMED_FIELDS:
+            setattr(info, name, getattr(previous, name))
+        info.resumed_at = [*previous.resumed_at, utcnow()]
+        info.resumed_git_sha = git_sha()
+        model.load_state_dict(load_checkpoint(self.lake, info.last_checkpoint))
         tensors = load_checkpoint(self.lake, state["optimizer"])
         restore_optimizer(optimizer, tensors, state["param_groups"])
         set_rng_state(tensors, self.precision.device)
@@ -109,19 +124,22 @@ class RunState:
                    extra_tensors: dict[str, torch.Tensor] | None = None) -> None:
         """Save weights and resume state at step ``at``; track the best and early stopping.
 
+        ``dev`` is the evaluation at ``at``, already in the history (:meth:`record`).
         ``model`` is what the checkpoint holds (the weight average when the run keeps one);
         ``extra_tensors`` (e.g. the live weights behind an average) join the resume state.
         """
-        lake, run_id, meta = self.lake, self.run_id, self.meta
+        lake, info = self.lake, self.info
+        run_id = info.run_id
         # Crash safety: write every new file, then point run.json at them, and only then
         # delete what the old run.json pointed at. A kill at any moment leaves run.json
         # naming files that exist, so --resume always works.
         path = save_checkpoint(lake, run_id, at, model.state_dict())
-        old_last, old_state = meta["last_checkpoint"], meta["resume_state"]
-        old_best = meta["best_checkpoint"]
-        meta["last_checkpoint"] = path
-        if meta["best_dev_ccc"] is None or dev["mean"] > meta["best_dev_ccc"]["mean"]:
-            meta.update(best_checkpoint=path, best_step=at, best_dev_ccc=dev)
+        old_last, old_state = info.last_checkpoint, info.resume_state
+        old_best = info.best_checkpoint
+        info.last_checkpoint = path
+        best = info.best_dev_ccc
+        if best is None or dev["mean"] > best["mean"]:
+            info.best_checkpoint, info.best_step = path, at
             self.evals_since_best = 0
         else:
             self.evals_since_best += 1
@@ -137,9 +155,9 @@ class RunState:
             "step": at, "evals_since_best": self.evals_since_best, "optimizer": optim_path,
             "param_groups": groups, "checkpoint": path,
             "grad_scaler": self.precision.state()}, indent=2).encode())
-        meta.update(resume_state=state_path, steps=at, status=status)
+        info.resume_state, info.steps, info.status = state_path, at, status
         self.write()
-        keep = {path, meta["best_checkpoint"]}
+        keep = {path, info.best_checkpoint}
         for stale in {old_best, old_last} - keep - {None}:
             lake.storage.remove(stale)
         if old_state and old_state != state_path:

@@ -8,10 +8,8 @@
 -- @param teacher_id  VARCHAR default NULL  Only this teacher; NULL = every teacher.
 -- @param corpus      VARCHAR default NULL  Only this corpus; NULL = every corpus.
 WITH teacher AS (
-    SELECT * FROM teacher_labels
+    SELECT * FROM latest_teacher_labels
     WHERE $teacher_id IS NULL OR teacher_id = $teacher_id
-    QUALIFY row_number() OVER (PARTITION BY audio_id, teacher_id
-                               ORDER BY labeled_at DESC, teacher_sha256) = 1
 ), clips AS (
     SELECT audio_id, corpus, ingested_at FROM audio
     WHERE $corpus IS NULL OR corpus = $corpus

@@ -1,8 +1,8 @@
 -- The paper's table: teacher and students against humans and the teacher, with their cost.
 --
 -- One row per (corpus, split, model). The teacher's row holds its CCC against the human
--- labels (computed here from the teacher_labels and human_labels views, latest row of
--- each, with the `ccc` macro); a student's row holds its CCC against the humans and
+-- labels (computed here from the latest_teacher_labels and latest_human_labels views,
+-- with the `ccc` macro); a student's row holds its CCC against the humans and
 -- against its teacher from its latest evaluation (the best model per student by mean CCC
 -- vs the teacher), and the cost figures of its newest published version: parameters,
 -- int8 file size in KB, milliseconds per 5 s clip on one thread and the peak RSS increase
@@ -18,14 +18,11 @@ WITH split_of AS (
     WHERE $split_name IS NULL OR split_name = $split_name
     QUALIFY row_number() OVER (PARTITION BY audio_id ORDER BY split_name, split) = 1
 ), teacher AS (
-    SELECT * FROM teacher_labels
+    SELECT * FROM latest_teacher_labels
     WHERE $teacher_id IS NULL OR teacher_id = $teacher_id
-    QUALIFY row_number() OVER (PARTITION BY audio_id, teacher_id
-                               ORDER BY labeled_at DESC, teacher_sha256) = 1
 ), human AS (
-    SELECT * FROM human_labels
+    SELECT * FROM latest_human_labels
     WHERE $corpus IS NULL OR corpus = $corpus
-    QUALIFY row_number() OVER (PARTITION BY audio_id ORDER BY ingested_at DESC) = 1
 ), teacher_rows AS (
     SELECT h.corpus, coalesce(s.split, 'all') AS split, t.teacher_id AS model,
            'teacher' AS kind, t.teacher_id,

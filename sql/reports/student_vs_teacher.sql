@@ -8,10 +8,8 @@
 -- @param split       VARCHAR default NULL   Only clips in this split of `splits` (dev, test).
 -- @param max_rows    INTEGER default 100000 At most this many rows.
 WITH teacher AS (
-    SELECT * FROM teacher_labels
+    SELECT * FROM latest_teacher_labels
     WHERE $teacher_id IS NULL OR teacher_id = $teacher_id
-    QUALIFY row_number() OVER (PARTITION BY audio_id, teacher_id
-                               ORDER BY labeled_at DESC, teacher_sha256) = 1
 ), prediction AS (
     SELECT * FROM predictions
     WHERE ($model IS NULL OR model = $model)

@@ -8,14 +8,11 @@
 -- @param corpus      VARCHAR default NULL  Only this corpus; NULL = every corpus.
 -- @param teacher_id  VARCHAR default NULL  Only this teacher; NULL = every teacher.
 WITH teacher AS (
-    SELECT * FROM teacher_labels
+    SELECT * FROM latest_teacher_labels
     WHERE $teacher_id IS NULL OR teacher_id = $teacher_id
-    QUALIFY row_number() OVER (PARTITION BY audio_id, teacher_id
-                               ORDER BY labeled_at DESC, teacher_sha256) = 1
 ), human AS (
-    SELECT * FROM human_labels
+    SELECT * FROM latest_human_labels
     WHERE $corpus IS NULL OR corpus = $corpus
-    QUALIFY row_number() OVER (PARTITION BY audio_id ORDER BY ingested_at DESC) = 1
 ), pairs AS (
     SELECT h.corpus, t.teacher_id, 'arousal' AS dimension, t.arousal AS teacher, h.arousal AS human
     FROM teacher t JOIN human h USING (audio_id)

@@ -99,8 +99,7 @@ def worker(args: argparse.Namespace) -> None:
     else:
         from ser_pipeline.label import label_lake
 
-        summary = label_lake(lake, teacher=args.teacher)
-        count = summary["clips_labeled"]
+        count = label_lake(lake, teacher=args.teacher).clips_labeled
     elapsed = time.perf_counter() - started
     stage_peak = _status_kib("VmHWM")
     Path(args.result).write_text(json.dumps({

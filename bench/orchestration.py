@@ -104,7 +104,7 @@ def run_library(lake_url: str, teacher: str, shard_size: int) -> dict:
     cpu, started = _cpu_seconds(pids), time.perf_counter()
     summary = label_lake(Lake.open(lake_url), teacher=teacher, shard_size=shard_size)
     return {"wall_s": time.perf_counter() - started, "cpu_s": _cpu_seconds(pids) - cpu,
-            "clips_labeled": summary["clips_labeled"], "shards": summary["shards"]}
+            "clips_labeled": summary.clips_labeled, "shards": summary.shards}
 
 
 def count_task_runs(flow_run_id) -> tuple[int, dict]:

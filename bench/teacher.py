@@ -120,7 +120,6 @@ def main() -> None:
 
     from ser_pipeline.label import label_lake
     from ser_pipeline.teacher import export_teacher_onnx, init_teacher, load_teacher
-    from ser_pipeline.teacher.load import _CACHE
 
     torch.set_num_threads(args.threads)
     paths = args.paths.split(",")
@@ -168,23 +167,18 @@ def main() -> None:
     if "pipeline" in paths:
         # end to end through label_lake: Parquet read, FLAC decode, shards, commit
         if args.precision == "onnx-int8":
-            pipeline_spec = f"onnx:{onnx_file(True)}"
-            teacher = load_teacher(pipeline_spec, threads=args.threads)
-            key = (pipeline_spec, "cpu", args.threads, "auto")
+            teacher = load_teacher(f"onnx:{onnx_file(True)}", threads=args.threads)
         else:
-            pipeline_spec = spec
             teacher = load_teacher(spec, threads=args.threads, precision=args.precision)
-            key = (spec, "cpu", args.threads, args.precision)
-        teacher.predict(clips[:1])
-        _CACHE[key] = teacher  # loading is not labeling: the model is warm, as in a worker
-        summary = label_lake(lake, teacher=pipeline_spec, threads=args.threads,
-                             precision=key[3], shard_size=64, max_workers=2)
+        teacher.predict(clips[:1])  # loading is not labeling: the model is warm, as in a worker
+        summary = label_lake(lake, teacher=teacher, threads=args.threads, shard_size=64,
+                             max_workers=2)
         table = lake.read("teacher_labels")
         by_id = {r["audio_id"]: (r["arousal"], r["dominance"], r["valence"])
                  for r in table.to_pylist()}
-        record("pipeline", np.array([by_id[i] for i in ids]), summary["wall_s"])
+        record("pipeline", np.array([by_id[i] for i in ids]), summary.wall_s)
         results["paths"]["pipeline"].update(precision=args.precision,
-                                            teacher_id=summary["teacher_id"])
+                                            teacher_id=summary.teacher_id)
     if "torch_fp32" in paths:
         timed_predict("torch_fp32_batched", load_teacher(spec, threads=args.threads,
                                                          precision="fp32"))

@@ -68,7 +68,7 @@ def distill_flow(
         sources: corpus roots (folders or s3:// prefixes). Default: the demo corpus,
             synthesized under ``demo_dir`` on first use.
         corpus: corpus name recorded in the lake.
-        recipe: ingest recipe for the sources (folder, csv, audformat, msp-podcast, iemocap).
+        recipe: ingest recipe for the sources (a name in ser_pipeline.recipes.RECIPES).
         teacher: teacher spec (hf:, ensemble:, onnx:), or "demo" for a tiny teacher
             fine-tuned on the corpus's human labels.
         students: student architectures to train in parallel (default: wav2small and

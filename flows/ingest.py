@@ -45,7 +45,7 @@ def ingest_flow(
     Args:
         source: corpus root, a local path or ``s3://bucket/prefix``.
         corpus: corpus name recorded on every row.
-        recipe: folder | csv | audformat | msp-podcast | iemocap.
+        recipe: a name in ser_pipeline.recipes.RECIPES (``ser ingest --help`` lists them).
         lake: lake URL (default ``$SER_LAKE``).
         recipe_options: the recipe's keyword options, e.g. ``{"label_min": 1}``.
         max_duration_s: quarantine longer files (default ``$SER_MAX_DURATION_S``).

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import hashlib
-import inspect
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -36,8 +34,10 @@ import pyarrow.dataset as ds
 
 from ser_pipeline.audio import SILENCE_THRESHOLD, AudioError, decode, encode_flac, is_silent
 from ser_pipeline.executor import map_shards
+from ser_pipeline.hashing import sha256_bytes
 from ser_pipeline.lake import Lake, content_key, utcnow
-from ser_pipeline.recipes import Entry, RecipeError, get_recipe
+from ser_pipeline.quarantine import QuarantineRow
+from ser_pipeline.recipes import REGISTRY, Entry, RecipeError, get_recipe
 from ser_pipeline.schemas import SAMPLE_RATE
 from ser_pipeline.storage import Storage, StorageError, safe_name
 
@@ -78,8 +78,8 @@ def plan_ingest(
     shard_size = shard_size or settings.shard_size
     source_storage = Storage(source, settings=settings)
     prepare = get_recipe(recipe)
+    accepted = REGISTRY[recipe].options
     options = {k: v for k, v in (recipe_options or {}).items() if v is not None}
-    accepted = set(inspect.signature(prepare).parameters) - {"source"}
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise RecipeError(f"option(s) {', '.join(unknown)} do not apply to recipe {recipe!r} "
@@ -126,9 +126,9 @@ def ingest_shard(
     loaded: list[tuple[Entry, str, bytes]] = []
 
     def quarantine(entry: Entry, reason: str, message: str, audio_id: str | None = None) -> None:
-        quarantine_rows.append({"corpus": corpus, "source_path": entry.source_path,
-                                "audio_id": audio_id, "stage": STAGE, "reason": reason,
-                                "message": message, "quarantined_at": now})
+        quarantine_rows.append(QuarantineRow(
+            corpus=corpus, source_path=entry.source_path, audio_id=audio_id, stage=STAGE,
+            reason=reason, message=message, quarantined_at=now).to_dict())
 
     for entry in entries:
         if entry.problem is not None:
@@ -142,7 +142,7 @@ def ingest_shard(
         except StorageError as error:
             quarantine(entry, "bad_path", str(error))
             continue
-        loaded.append((entry, hashlib.sha256(data).hexdigest(), data))
+        loaded.append((entry, sha256_bytes(data), data))
 
     in_lake = _stored_paths(lake, {audio_id for _, audio_id, _ in loaded})
     silent = 0
@@ -252,7 +252,7 @@ def ingest(
         lake: the target lake.
         source: the corpus root, a local path or ``s3://bucket/prefix``.
         corpus: the corpus name recorded on every row (letters, digits, ``._-``).
-        recipe: ``folder``, ``csv``, ``audformat``, ``msp-podcast`` or ``iemocap``.
+        recipe: a name in :data:`ser_pipeline.recipes.RECIPES` (``folder`` by default).
         recipe_options: keyword options of the recipe (e.g. ``{"label_min": 1}``).
         max_duration_s: quarantine longer files (default: ``Settings.max_duration_s``).
         silence_threshold: peak magnitude at or below which a clip is flagged silent.

@@ -149,8 +149,7 @@ class Registry:
         return f"{base}/{version}" if version is not None else base
 
     def _refresh(self, relative: str) -> None:
-        if not self.storage.is_local:
-            self.storage.fs.invalidate_cache(self.storage.path(relative))
+        self.storage.refresh(relative)
 
     def _version_dirs(self, name: str) -> list[int]:
         self._refresh(self._dir(name))

@@ -68,6 +68,9 @@ QUARANTINE = pa.schema(
         ("source_path", pa.string()),
         ("audio_id", pa.string()),  # null when the bytes could not be read
         ("stage", pa.string()),  # ingest | label | ...
+        # label rows: the teacher that rejected the clip (older rows: null, the teacher is
+        # a "teacher <id>: " prefix of the message; ser_pipeline.quarantine reads both)
+        ("teacher_id", pa.string()),
         ("reason", pa.string()),  # stable code, e.g. "truncated", "nan_samples"
         ("message", pa.string()),  # the decoder's / model's own words
         ("quarantined_at", _ts),
@@ -140,9 +143,7 @@ METRICS = pa.schema(
     ]
 )
 
-# Written by ser_pipeline.drift (relabel drift checks). NOTE: restored from drift.py's row
-# keys after a concurrent edit of this file dropped the original definition; its owner
-# should confirm the types.
+# Written by ser_pipeline.drift (relabel drift checks): one row per (report, dimension).
 DRIFT = pa.schema(
     [
         ("report_id", pa.string()),

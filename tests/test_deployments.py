@@ -78,7 +78,7 @@ def test_deploy_and_scheduled_relabel_end_to_end(prefect_server, tmp_path):
     lake, _ = make_audio_lake(lake_url, n=12, corpus="old")
     teacher = f"hf:{init_teacher(tmp_path / 'teacher', size='tiny', seed=3)}"
     first = label_lake(lake, teacher=teacher)
-    assert first["clips_labeled"] == 12
+    assert first.clips_labeled == 12
     # ...and new, unlabeled audio arriving in a drop folder.
     incoming = tmp_path / "incoming"
     incoming.mkdir()

@@ -25,7 +25,7 @@ from ser_pipeline.label import label_lake
 from ser_pipeline.lake import Lake, content_key, utcnow
 from ser_pipeline.schemas import SAMPLE_RATE
 from ser_pipeline.teacher import init_teacher, load_teacher
-from ser_pipeline.teacher.load import LOAD_COUNT
+from ser_pipeline.teacher.load import teacher_cache_info
 
 torch.set_num_threads(2)
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,12 +65,12 @@ def add_clip(lake: Lake, data: bytes, name: str, *, seconds: float, corpus: str 
 def test_labels_rows_incrementally_with_one_model_load(lake_url: str, tiny: str) -> None:
     lake, records = make_audio_lake(lake_url, n=12, corpus="a")
     make_audio_lake(lake_url, n=6, corpus="b", seed=1)
-    loads = LOAD_COUNT["loads"]
+    loads = teacher_cache_info().misses
     first = label_lake(lake, teacher=tiny, corpora=["a"], shard_size=4, run_id="r1")
-    assert LOAD_COUNT["loads"] - loads <= 1  # 3 shards, one load per process
-    assert first["clips_labeled"] == 12 and first["shards"] == 3
-    assert first["is_random"] and "random" in first["teacher_id"] and "warning" in first
-    assert first["audio_seconds"] == pytest.approx(
+    assert teacher_cache_info().misses - loads <= 1  # 3 shards, one load per process
+    assert first.clips_labeled == 12 and first.shards == 3
+    assert first.is_random and "random" in first.teacher_id and first.warning is not None
+    assert first.audio_seconds == pytest.approx(
         sum(r["signal"].size for r in records) / SAMPLE_RATE, abs=0.01)
     rows = lake.read("teacher_labels").to_pylist()
     teacher = load_teacher(tiny)
@@ -83,9 +83,9 @@ def test_labels_rows_incrementally_with_one_model_load(lake_url: str, tiny: str)
     np.testing.assert_allclose(got, direct, atol=2e-4)  # FLAC 16-bit round trip
 
     again = label_lake(lake, teacher=tiny, corpora=["a"], shard_size=4)
-    assert again["clips_labeled"] == 0 and again["skipped_already_labeled"] == 12
+    assert again.clips_labeled == 0 and again.skipped_already_labeled == 12
     rest = label_lake(lake, teacher=tiny, shard_size=4)
-    assert rest["clips_labeled"] == 6 and rest["skipped_already_labeled"] == 12
+    assert rest.clips_labeled == 6 and rest.skipped_already_labeled == 12
     assert assert_no_duplicates(lake) == 18
 
 
@@ -98,16 +98,18 @@ def test_bad_clips_are_quarantined_and_the_shard_continues(lake_url: str, tiny: 
     long_id = add_clip(lake, encode_flac((0.1 * rng.standard_normal(SAMPLE_RATE * 25))
                                          .astype(np.float32)), "long.flac", seconds=25.0)
     summary = label_lake(lake, teacher=tiny, shard_size=100, window_s=10, overlap_s=2)
-    assert summary["clips_labeled"] == 6 and summary["quarantined"] == 2
+    assert summary.clips_labeled == 6 and summary.quarantined == 2
     quarantine = {r["audio_id"]: r for r in lake.read("quarantine").to_pylist()}
     assert set(quarantine) == {corrupt, short}
     assert quarantine[short]["reason"] == "too_short" and quarantine[short]["stage"] == "label"
     assert quarantine[corrupt]["reason"] == "decode_error"
     assert quarantine[corrupt]["source_path"] == "corrupt.flac"
+    assert {r["teacher_id"] for r in quarantine.values()} == {summary.teacher_id}
+    assert not any(r["message"].startswith("teacher ") for r in quarantine.values())
     windows = {r["audio_id"]: r["n_windows"] for r in lake.read("teacher_labels").to_pylist()}
     assert windows[long_id] == 3
     again = label_lake(lake, teacher=tiny, shard_size=100)
-    assert again["skipped_quarantined"] == 2 and again["clips_labeled"] == 0
+    assert again.skipped_quarantined == 2 and again.clips_labeled == 0
     assert lake.count("quarantine") == 2
 
 
@@ -115,8 +117,8 @@ def test_labels_an_s3_lake_with_the_commit_lock(s3_env: dict, tiny: str) -> None
     url = f"s3://{s3_env['bucket']}/lake"
     lake, _ = make_audio_lake(url, n=5)
     first = label_lake(lake, teacher=tiny, shard_size=2)
-    assert first["clips_labeled"] == 5 and first["shards"] == 3
-    assert label_lake(lake, teacher=tiny, shard_size=2)["clips_labeled"] == 0
+    assert first.clips_labeled == 5 and first.shards == 3
+    assert label_lake(lake, teacher=tiny, shard_size=2).clips_labeled == 0
     assert assert_no_duplicates(lake) == 5
     assert not lake.storage.list("teacher_labels/_locks")  # every lock was released
 
@@ -132,7 +134,63 @@ def test_concurrent_labelers_write_no_duplicates(lake_url: str, tiny: str) -> No
     for run in runs:
         run.join()
     assert assert_no_duplicates(lake) == 16
-    assert sum(r["clips_labeled"] for r in results) == 16
+    assert sum(r.clips_labeled for r in results) == 16
+
+
+def test_old_quarantine_rows_still_skip_their_clips(lake_url: str) -> None:
+    """Rows written before the teacher_id column name the teacher in the message only."""
+    import pyarrow as pa
+
+    from ser_pipeline.label import plan_shards
+    from ser_pipeline.quarantine import QuarantineRow
+    from ser_pipeline.schemas import QUARANTINE
+
+    lake, records = make_audio_lake(lake_url, n=4)
+    ids = [r["audio_id"] for r in records]
+    old = pa.schema([f for f in QUARANTINE if f.name != "teacher_id"])
+    lake.storage.write_parquet("quarantine/part-old.parquet", pa.Table.from_pylist([
+        {"corpus": None, "source_path": "x", "audio_id": ids[0], "stage": "label",
+         "reason": "decode_error", "message": "teacher t: not FLAC",
+         "quarantined_at": utcnow()}], schema=old))
+    lake.write_part("quarantine", [
+        QuarantineRow(stage="label", reason="too_short", message="short", audio_id=ids[1],
+                      teacher_id="t").to_dict(),
+        QuarantineRow(stage="label", reason="too_short", message="short", audio_id=ids[2],
+                      teacher_id="other").to_dict()], key="new")
+    shards, counts = plan_shards(lake, teacher_id="t", shard_size=10)
+    assert counts.skipped_quarantined == 2 and counts.clips_in_scope == 4
+    assert {i for shard in shards for i in shard.ids} == {ids[2], ids[3]}
+
+
+def test_a_loaded_teacher_labels_in_process_only(lake_url: str, tiny: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ser_pipeline.label import LabelOptions, Shard, label_shard
+    from ser_pipeline.teacher import TeacherError
+
+    lake, _ = make_audio_lake(lake_url, n=3)
+    teacher = load_teacher(tiny)
+    summary = label_lake(lake, teacher=teacher, shard_size=2)
+    assert summary.clips_labeled == 3 and summary.teacher_id == teacher.teacher_id
+    with ThreadPoolExecutor(1) as pool, pytest.raises(TeacherError, match="spec string"):
+        label_lake(lake, teacher=teacher, executor=pool)
+    options = LabelOptions(lake=lake_url, teacher=f"loaded:{teacher.teacher_id}")
+    with pytest.raises(TeacherError, match="cannot load"):  # a worker handed no teacher
+        label_shard(Shard(part=lake.parts("audio")[0], ids=(), seconds=0.0), options)
+
+
+def test_process_caches_are_bounded() -> None:
+    from ser_pipeline.label.commit import INDEX_CACHE_SIZE, labeled_index
+    from ser_pipeline.teacher.load import CACHE_SIZE
+
+    labeled_index.cache_clear()
+    first = [labeled_index(f"/lake{i}", "t") for i in range(INDEX_CACHE_SIZE)]
+    assert labeled_index("/lake0", "t") is first[0]  # now the most recently used
+    labeled_index("/one-more", "t")
+    assert labeled_index.cache_info().currsize == INDEX_CACHE_SIZE
+    assert labeled_index("/lake1", "t") is not first[1]  # the least recently used went
+    assert labeled_index("/lake0", "t") is first[0]
+    assert teacher_cache_info().maxsize == CACHE_SIZE
 
 
 def test_resume_after_kill_9_mid_run(tmp_path: Path, tiny: str) -> None:
@@ -155,8 +213,8 @@ def test_resume_after_kill_9_mid_run(tmp_path: Path, tiny: str) -> None:
     landed = assert_no_duplicates(lake)
     assert 0 < landed < 40, "the run should have been killed mid-way"
     summary = label_lake(lake, teacher=tiny, shard_size=2)
-    assert summary["skipped_already_labeled"] == landed
-    assert summary["clips_labeled"] == 40 - landed
+    assert summary.skipped_already_labeled == landed
+    assert summary.clips_labeled == 40 - landed
     assert assert_no_duplicates(lake) == 40 == lake.count("audio")
 
 
@@ -168,6 +226,12 @@ def test_cli_label_local_json_and_bad_spec(lake_url: str, tiny: str) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["clips_labeled"] == 4 and summary["audio_seconds_per_second"] > 0
+    assert set(summary) == {  # the keys before LabelSummary, plus its schema_version
+        "clips_labeled", "audio_hours", "audio_seconds", "wall_s", "audio_seconds_per_second",
+        "skipped_already_labeled", "skipped_quarantined", "quarantined", "duplicates_dropped",
+        "shards", "teacher_id", "teacher_sha256", "is_random", "license", "device", "corpora",
+        "run_id", "lake", "warning", "schema_version"}
+    assert summary["corpora"] == "all" and summary["schema_version"] == 1
     result = runner.invoke(app, ["label", "--engine", "local", "--lake", lake_url,
                                  "--teacher", "hf:/no/such/folder"])
     assert result.exit_code == 2 and "no model folder" in result.output
@@ -194,8 +258,8 @@ def test_flow_on_dask_local_cluster_equals_local_run(tmp_path: Path, tiny: str,
                       dashboard_address=None) as cluster:
         summary = label_flow(teacher=tiny, lake=dask_url, dask_address=cluster.scheduler_address,
                              shard_size=3)
-    assert summary["clips_labeled"] == local["clips_labeled"] == 10
-    assert summary["shards"] == 4 and summary["teacher_id"] == local["teacher_id"]
+    assert summary["clips_labeled"] == local.clips_labeled == 10
+    assert summary["shards"] == 4 and summary["teacher_id"] == local.teacher_id
     a, b = labels_of(Lake.open(local_url)), labels_of(Lake.open(dask_url))
     assert a.keys() == b.keys()
     np.testing.assert_allclose(np.array([a[k] for k in a]), np.array([b[k] for k in a]),

@@ -22,7 +22,6 @@ from ser_pipeline.registry import (
     VersionExistsError,
     resolve_model_uri,
 )
-from ser_pipeline.storage import Storage
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -253,19 +252,6 @@ def test_unwritable_registry_is_a_clear_error_without_secrets(exported, s3_env, 
     manifest = ok.publish(exported["result"], name="m", record_db=False)
     assert "testing-secret-key" not in json.dumps(manifest)
     assert "testing-key-id" not in json.dumps(manifest)
-
-
-def test_lock_object_compare_and_swap_on_s3(s3_env):
-    storage = Storage(f"s3://{s3_env['bucket']}/cas")
-    storage.write_bytes("alias.json", b"1")
-    _, token = storage.read_versioned("alias.json")
-    assert storage._replace_with_lock_object("alias.json", b"2", token=token)
-    assert not storage._replace_with_lock_object("alias.json", b"3", token=token)  # stale
-    assert storage.read_bytes("alias.json") == b"2" and not storage.exists("alias.json.lock")
-    storage.write_bytes("alias.json.lock", b'{"expires": 0}')  # a dead holder's lock
-    _, token = storage.read_versioned("alias.json")
-    assert not storage._replace_with_lock_object("alias.json", b"4", token=token)  # clears
-    assert storage._replace_with_lock_object("alias.json", b"4", token=token)
 
 
 def test_audonnx_loads_a_published_folder(exported, tmp_path):  # noqa: F811

@@ -60,9 +60,9 @@ def label_command(
 
                 with Client(settings.dask_address) as client:
                     summary = label_lake(Lake.open(settings=settings),
-                                         executor=client.get_executor(), **run)
+                                         executor=client.get_executor(), **run).to_dict()
             else:
-                summary = label_lake(Lake.open(settings=settings), **run)
+                summary = label_lake(Lake.open(settings=settings), **run).to_dict()
         else:
             from flows.label import label_flow
 

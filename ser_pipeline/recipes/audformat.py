@@ -13,14 +13,15 @@ from __future__ import annotations
 import os
 import tempfile
 
-from ser_pipeline.recipes import (
+from ser_pipeline.recipes.core import (
     Entry,
+    Recipe,
     RecipeError,
     Scale,
     clean_relpath,
     labelled_entry,
-    merge_with_audio,
 )
+from ser_pipeline.recipes.folder import merge_with_audio
 from ser_pipeline.schemas import LABELS
 from ser_pipeline.storage import Storage
 
@@ -143,3 +144,6 @@ def prepare_audformat(
 
 
 __all__ = ["prepare_audformat"]
+
+
+RECIPE = Recipe("audformat", prepare_audformat)

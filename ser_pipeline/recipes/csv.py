@@ -12,15 +12,16 @@ from __future__ import annotations
 import csv
 import io
 
-from ser_pipeline.recipes import (
+from ser_pipeline.recipes.core import (
     Entry,
+    Recipe,
     RecipeError,
     Scale,
     clean_relpath,
     labelled_entry,
-    merge_with_audio,
     read_text,
 )
+from ser_pipeline.recipes.folder import merge_with_audio
 from ser_pipeline.schemas import LABELS
 from ser_pipeline.storage import Storage
 
@@ -88,3 +89,6 @@ def prepare_csv(
         entry.extra["where"] = where
         entries.append(entry)
     return merge_with_audio(storage, entries, include_unlabeled=include_unlabeled)
+
+
+RECIPE = Recipe("csv", prepare_csv)

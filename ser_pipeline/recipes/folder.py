@@ -4,7 +4,7 @@ The walker is shared by every recipe. It never raises for one bad path: a direct
 named ``x.wav``, a symlink loop, a dangling link, a name that is not UTF-8, a path too
 long for the OS or a directory it may not list each become an entry with a ``problem``
 (quarantined by ingest). Only names ending in an audio extension are considered (see
-:data:`ser_pipeline.recipes.AUDIO_EXTENSIONS`); other files (label sheets, READMEs) are
+:data:`ser_pipeline.recipes.core.AUDIO_EXTENSIONS`); other files (label sheets, READMEs) are
 not audio and are left alone.
 """
 
@@ -15,7 +15,7 @@ import os
 import posixpath
 import stat
 
-from ser_pipeline.recipes import AUDIO_EXTENSIONS, Entry
+from ser_pipeline.recipes.core import AUDIO_EXTENSIONS, Entry, Recipe, RecipeError
 from ser_pipeline.storage import Storage
 
 
@@ -118,8 +118,6 @@ def walk_audio(storage: Storage, relative: str = "") -> list[Entry]:
     Raises:
         RecipeError: the root does not exist or cannot be listed.
     """
-    from ser_pipeline.recipes import RecipeError
-
     where = storage.uri(relative)
     try:
         if not storage.isdir(relative):
@@ -132,6 +130,47 @@ def walk_audio(storage: Storage, relative: str = "") -> list[Entry]:
     except PermissionError as error:
         raise RecipeError(f"cannot list {where}: {error}; check its permissions") from None
     return sorted(entries, key=lambda e: e.source_path)
+
+
+def merge_with_audio(storage: Storage, labelled: list[Entry], *,
+                     audio_roots: tuple[str, ...] = ("",),
+                     include_unlabeled: bool = True) -> list[Entry]:
+    """Join label entries with the audio found under ``audio_roots``.
+
+    Files with labels keep them; audio without labels joins as unlabeled entries (the
+    teacher's pool) when ``include_unlabeled``; labels naming a file that is not there
+    become ``missing_file`` quarantine entries; duplicate label rows for one file become
+    ``duplicate_label`` entries.
+    """
+    found = {e.source_path: e for root in audio_roots for e in walk_audio(storage, root)}
+    by_path: dict[str, Entry] = {}
+    for entry in labelled:
+        previous = by_path.get(entry.source_path)
+        if previous is not None:
+            first = previous.extra.get("where", "an earlier row")
+            by_path[entry.source_path] = Entry(
+                source_path=entry.source_path,
+                problem=("duplicate_label",
+                         f"{entry.extra.get('where', 'a row')} labels {entry.source_path!r} "
+                         f"again ({first} did too); keep one row per file"),
+            )
+            continue
+        by_path[entry.source_path] = entry
+    result: list[Entry] = []
+    for path, entry in by_path.items():
+        listed = found.pop(path, None)
+        if entry.problem is None and listed is None:
+            entry.problem = ("missing_file", f"{entry.extra.get('where', 'the label file')} "
+                             f"names {path!r} but no such audio file exists under the corpus "
+                             "root")
+        elif listed is not None:
+            entry.size = listed.size
+            if listed.problem and entry.problem is None:
+                entry.problem = listed.problem
+        result.append(entry)
+    if include_unlabeled:
+        result.extend(found.values())
+    return sorted(result, key=lambda e: e.source_path)
 
 
 def prepare_folder(source: Storage | str, **_: object) -> list[Entry]:
@@ -149,3 +188,6 @@ def prepare_folder(source: Storage | str, **_: object) -> list[Entry]:
     """
     storage = source if isinstance(source, Storage) else Storage(source)
     return walk_audio(storage)
+
+
+RECIPE = Recipe("folder", prepare_folder)

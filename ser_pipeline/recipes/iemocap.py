@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import re
 
-from ser_pipeline.recipes import (
+from ser_pipeline.recipes.core import (
     Entry,
+    Recipe,
     RecipeError,
     Scale,
     labelled_entry,
-    merge_with_audio,
     read_text,
 )
+from ser_pipeline.recipes.folder import merge_with_audio
 from ser_pipeline.storage import Storage
 
 SCALE = Scale(1.0, 5.0)
@@ -92,3 +93,6 @@ def prepare_iemocap(source: Storage | str, *, include_unlabeled: bool = True) ->
         if entry.speaker is None and match:
             entry.speaker = match[1] + match[3]
     return merged
+
+
+RECIPE = Recipe("iemocap", prepare_iemocap)

@@ -12,15 +12,16 @@ from __future__ import annotations
 import csv
 import io
 
-from ser_pipeline.recipes import (
+from ser_pipeline.recipes.core import (
     Entry,
+    Recipe,
     RecipeError,
     Scale,
     clean_relpath,
     labelled_entry,
-    merge_with_audio,
     read_text,
 )
+from ser_pipeline.recipes.folder import merge_with_audio
 from ser_pipeline.storage import Storage
 
 LABELS_FILE = "Labels/labels_consensus.csv"
@@ -79,3 +80,6 @@ def prepare_msp_podcast(source: Storage | str, *, include_unlabeled: bool = True
         entries.append(entry)
     return merge_with_audio(storage, entries, audio_roots=(AUDIO_DIR,),
                             include_unlabeled=include_unlabeled)
+
+
+RECIPE = Recipe("msp-podcast", prepare_msp_podcast)

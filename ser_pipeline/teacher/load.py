@@ -17,6 +17,7 @@ It sits above :mod:`.core` (the teacher interface and the torch teachers) and :m
 
 from __future__ import annotations
 
+import functools
 import threading
 
 from ser_pipeline.teacher.core import (
@@ -66,18 +67,29 @@ def load_teacher(spec: str, *, device: str = "cpu", threads: int | None = None,
                             for member in split_members(target)])
 
 
-_CACHE: dict[tuple, Teacher] = {}
+#: Teachers kept loaded per process, the least recently used going first: a worker labels
+#: with one or two teachers (an ensemble is one entry), and each can hold gigabytes.
+CACHE_SIZE = 4
 _CACHE_LOCK = threading.Lock()
-LOAD_COUNT = {"loads": 0}
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _load_cached(spec: str, device: str, threads: int | None, precision: str) -> Teacher:
+    return load_teacher(spec, device=device, threads=threads, precision=precision)
 
 
 def cached_teacher(spec: str, *, device: str = "cpu", threads: int | None = None,
                    precision: str = "auto") -> Teacher:
     """One teacher per (spec, device, threads, precision) per process: shards share it."""
-    key = (spec, device, threads, precision)
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = load_teacher(spec, device=device, threads=threads,
-                                       precision=precision)
-            LOAD_COUNT["loads"] += 1
-        return _CACHE[key]
+    with _CACHE_LOCK:  # one load at a time: two shards asking at once load it once
+        return _load_cached(spec, device, threads, precision)
+
+
+def teacher_cache_info() -> functools._CacheInfo:
+    """Loads (``misses``), reuses (``hits``) and size of the :func:`cached_teacher` cache.
+
+    Examples:
+        >>> teacher_cache_info().maxsize == CACHE_SIZE
+        True
+    """
+    return _load_cached.cache_info()

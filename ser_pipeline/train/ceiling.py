@@ -79,13 +79,13 @@ def ceiling_test(
     corpora = list(corpora or info.corpora or []) or None
     labels = label_lake(lake, teacher=spec, corpora=corpora, threads=1)
     hp = Hyperparams.from_dict({**hyperparams, "corpora": corpora})
-    run = train_one(lake, student=student, teacher_id=labels["teacher_id"], seed=seed,
+    run = train_one(lake, student=student, teacher_id=labels.teacher_id, seed=seed,
                     hyperparams=hp, student_options=info.student_options,
                     time_budget_s=time_budget_s)
     best = run["best_dev_ccc"] or {}
     history = read_run_meta(lake, run["run_id"]).to_dict()["history"]
     return {
-        "teacher_id": labels["teacher_id"], "teacher_run_id": teacher_run_id,
+        "teacher_id": labels.teacher_id, "teacher_run_id": teacher_run_id,
         "run_id": run["run_id"], "student": student, "steps": run["steps"],
         "best_dev_ccc": best, "target": CEILING_TARGET,
         "passed": all(best.get(d, 0.0) >= CEILING_TARGET for d in LABELS),

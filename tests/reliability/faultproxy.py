@@ -11,6 +11,10 @@ For a chosen fraction of requests (seeded, so a run is reproducible) it injects 
   read timeout below ``stall_s`` the client times out and retries while the slow original
   still lands later.
 
+Apart from the drawn faults, :meth:`FaultProxy.refuse` makes it answer every PUT that
+carries a given header with a fixed error, as a server that does not implement a
+conditional write does (``501 NotImplemented`` to ``If-Match``).
+
 Every loop is bounded: handler sockets have timeouts, request bodies are read by length,
 and the server shuts itself down after ``max_lifetime_s`` even if a test forgets to.
 """
@@ -31,7 +35,7 @@ FAULT_KINDS = ("500", "503", "reset", "reset_after", "stall")
 
 _ERROR_BODY = (
     '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
-    "<Message>injected fault</Message><RequestId>fault-proxy</RequestId></Error>"
+    "<Message>{message}</Message><RequestId>fault-proxy</RequestId></Error>"
 )
 
 
@@ -61,6 +65,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self.requests = 0
         self.faults: Counter = Counter()
+        self.refusals: dict[str, tuple[int, str, str]] = {}
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
 
@@ -111,6 +116,22 @@ class FaultProxy:
         with self._lock:
             self.rate = rate
 
+    def refuse(self, header: str, *, status: int, code: str,
+               message: str = "injected fault") -> None:
+        """Answer every PUT carrying ``header`` with ``status``/``code`` (not forwarded)."""
+        with self._lock:
+            self.refusals[header.lower()] = (status, code, message)
+
+    def refusal_for(self, command: str, headers) -> tuple[int, str, str] | None:
+        if command != "PUT":
+            return None
+        with self._lock:
+            for header, answer in self.refusals.items():
+                if header in {k.lower() for k in headers.keys()}:
+                    self.faults["refused"] += 1
+                    return answer
+        return None
+
     def draw(self) -> str | None:
         with self._lock:
             self.requests += 1
@@ -156,8 +177,8 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def _error(self, status: int, code: str) -> None:
-        body = _ERROR_BODY.format(code=code).encode()
+    def _error(self, status: int, code: str, message: str = "injected fault") -> None:
+        body = _ERROR_BODY.format(code=code, message=message).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/xml")
         self.send_header("Content-Length", str(len(body)))
@@ -183,6 +204,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         body = self._body()
+        refusal = self.owner.refusal_for(self.command, self.headers)
+        if refusal is not None:
+            return self._error(*refusal)
         fault = self.owner.draw()
         if fault == "500":
             return self._error(500, "InternalError")

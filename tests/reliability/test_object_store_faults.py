@@ -20,7 +20,7 @@ from ser_pipeline.config import get_settings
 from ser_pipeline.ingest import ingest
 from ser_pipeline.lake import Lake, content_key, utcnow
 from ser_pipeline.registry import Registry, RegistryError
-from ser_pipeline.storage import Storage
+from ser_pipeline.storage import LeaseLock, Storage
 
 from .conftest import (
     SER,
@@ -191,3 +191,59 @@ def test_cli_fails_in_one_line_at_full_fault_rate(proxied, tmp_path):
     assert "testing-secret-key" not in result.stderr + result.stdout
     record(SUITE, test="CLI at 100% faults", trials=1, faults=proxy.faults_injected, lost=0,
            duplicated=0)
+
+
+@pytest.mark.parametrize(("status", "code"), [(501, "NotImplemented"), (400, "InvalidArgument")])
+def test_compare_and_swap_without_if_match_uses_the_lease_lock(proxied, status, code):
+    """A server that does not implement ``If-Match`` on PUT: the swap falls back to the
+    lease lock object and keeps its guarantees (stale tokens lose, no lock is left)."""
+    proxy = proxied["proxy"]
+    proxy.refuse("If-Match", status=status, code=code, message="conditional PUT unsupported")
+    store = Storage(f"s3://{proxied['bucket']}/cas")
+    assert store.replace_if_match("alias.json", b"1", token=None)  # a create: If-None-Match
+    _, token = store.read_versioned("alias.json")
+    assert store.replace_if_match("alias.json", b"2", token=token)
+    assert not store.replace_if_match("alias.json", b"3", token=token)  # stale token
+    assert store.read_bytes("alias.json") == b"2" and not store.exists("alias.json.lock")
+    assert proxy.faults["refused"] == 2  # each swap tried If-Match first
+    _, token = store.read_versioned("alias.json")
+    holder = LeaseLock(store, "alias.json.lock")
+    assert holder.try_acquire()
+    assert not store.replace_if_match("alias.json", b"4", token=token)  # a live writer
+    holder.release()
+    assert store.replace_if_match("alias.json", b"4", token=token)
+    record(SUITE, test=f"compare-and-swap, If-Match answered {status}", trials=4,
+           faults=proxy.faults["refused"], lost=0, duplicated=0)
+
+
+def test_conditional_answers_are_read_by_code_not_by_message(proxied):
+    proxy = proxied["proxy"]
+    store = Storage(f"s3://{proxied['bucket']}/cas")
+    store.write_bytes("alias.json", b"1")
+    _, token = store.read_versioned("alias.json")
+    # a concurrent conditional write won (409), in words that name no condition
+    proxy.refuse("If-Match", status=409, code="ConditionalRequestConflict",
+                 message="please try again")
+    assert store.replace_if_match("alias.json", b"2", token=token) is False
+    # words that look like a lost race, from an answer that is not one: raised, not hidden
+    proxy.refuse("If-Match", status=403, code="AccessDenied",
+                 message="PreconditionFailed 412 409 NotImplemented 501")
+    with pytest.raises(PermissionError):
+        store.replace_if_match("alias.json", b"2", token=token)
+    assert store.read_bytes("alias.json") == b"1" and not store.exists("alias.json.lock")
+
+
+def test_publish_to_a_server_without_if_match(exported, proxied, tmp_path):  # noqa: F811
+    proxy = proxied["proxy"]
+    proxy.refuse("If-Match", status=501, code="NotImplemented")
+    url = f"s3://{proxied['bucket']}/registry"
+    registry = Registry(url, settings=get_settings(db=str(tmp_path / "ser.duckdb")))
+    versions = [registry.publish(exported["result"], name="nocas", record_db=False)["version"]
+                for _ in range(2)]
+    truth = Storage(url, settings=direct_settings(proxied["endpoint_url"]))
+    state = check_registry(truth)["nocas"]
+    assert versions == [1, 2] and state["latest"] == 2 and state["complete"] == [1, 2]
+    assert proxy.faults["refused"] >= 1  # the second latest.json swap met the 501
+    assert not truth.exists("models/nocas/latest.json.lock")
+    record(SUITE, test="publish, If-Match answered 501", trials=2,
+           faults=proxy.faults["refused"], lost=0, duplicated=0)

@@ -27,13 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from ser_pipeline.export.graph import FP32_FILE, INT8_FILE
 from ser_pipeline.schemas import LABELS
 
 if TYPE_CHECKING:  # the registry imports this module when it publishes
     from ser_pipeline.registry.manifest import Manifest
 
-FP32_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"
 CARD_FILE = "README.md"
 
 #: Columns of a card's table row, in order (a subset of the ``paper_table`` report).

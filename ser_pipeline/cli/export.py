@@ -23,7 +23,7 @@ def export_command(
 
     An int8 model that fails parity is withheld (the export still succeeds, fp32 only).
     """
-    from ser_pipeline.export import ExportError, ParityError, export_run
+    from ser_pipeline.export import FP32_FILE, INT8_FILE, ExportError, ParityError, export_run
     from ser_pipeline.lake import Lake
     from ser_pipeline.runs import RunError
 
@@ -37,11 +37,11 @@ def export_command(
     except (RunError, ExportError, ValueError) as error:
         fail(str(error))
     perf, run_info = result.performance, result.run
-    int8_file = result.files.get("model.int8.onnx")
+    int8_file = result.files.get(INT8_FILE)
     summary = {
         "run_id": run, "student": run_info.provenance.student if run_info else None,
         "out_dir": result.out_dir,
-        "fp32_bytes": result.files["model.onnx"].bytes,
+        "fp32_bytes": result.files[FP32_FILE].bytes,
         "int8_bytes": int8_file.bytes if int8_file else None,
         "quantization": result.quantization.chosen,
         "int8_withheld": result.int8.reason if result.int8.withheld else None,

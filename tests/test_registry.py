@@ -210,6 +210,10 @@ def test_parity_failure_blocks_publish(exported, registry_url, tmp_path):  # noq
     failed.parity.passed = False
     with pytest.raises(RegistryError, match="parity did not pass"):
         registry.publish(failed, name="m", record_db=False)
+    runless = exported["result"].model_copy(deep=True)
+    runless.run = None  # what export_model (no training run) returns
+    with pytest.raises(RegistryError, match="no training run"):
+        registry.publish(runless, name="m", record_db=False)
     assert registry.names() == []
 
 

@@ -242,9 +242,8 @@ def build_manifest(export: ExportResult, *, name: str, version: int,
                    extra: dict[str, Any] | None = None) -> Manifest:
     """The manifest of ``export`` published as ``name@version``."""
     run = export.run
-    if run is None:
-        raise RegistryError("this export has no training run (export_model's result): "
-                            "publish the export of a run (ser export --run)")
+    if run is None:  # Registry.publish refuses these before writing anything
+        raise RegistryError("this export has no training run (export_model's result)")
     warnings = [w for w in [run.license.warning] if w]
     if export.int8.withheld:
         warnings.append(f"int8 withheld: {export.int8.reason}; fp32 is served")

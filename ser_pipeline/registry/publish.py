@@ -78,15 +78,18 @@ class Registry(RegistryStore):
 
         Raises:
             VersionExistsError: ``version`` is taken (the registry is left unchanged).
-            RegistryError: parity did not pass, the export files changed since export, or
-                the registry cannot be written.
+            RegistryError: not the export of a run, parity did not pass, the export files
+                changed since export, or the registry cannot be written.
         """
         safe_name(name, what="model name")
         if version is not None and (not isinstance(version, int) or version < 1):
             raise ValueError(f"version must be an integer >= 1, got {version!r}")
         if not isinstance(export, ExportResult):
             export = load_export(export)
-        run_id = export.run.provenance.run_id if export.run else None
+        if export.run is None:
+            raise RegistryError("this export has no training run (export_model's result): "
+                                "publish the export of a run (ser export --run)")
+        run_id = export.run.provenance.run_id
         if not export.parity.passed:
             raise RegistryError(
                 f"refusing to publish run {run_id}: parity did not pass "

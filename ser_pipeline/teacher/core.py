@@ -375,7 +375,7 @@ def license_for_id(name: str | None) -> str | None:
 def _license_for(folder: Path, config: dict, hub_id: str | None) -> str | None:
     if config.get("ser_license"):
         return config["ser_license"]
-    if license_for_id(hub_id):
+    if hub_id and license_for_id(hub_id):
         return license_for_id(hub_id)
     readme = folder / "README.md"
     if readme.exists():

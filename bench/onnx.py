@@ -32,8 +32,9 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from lakes import synthetic_labels, synthetic_params, tone  # noqa: E402
 
+from ser_pipeline.cpu import CpuPeak, cpu_peak_gflops  # noqa: E402
 from ser_pipeline.export import export_model  # noqa: E402
-from ser_pipeline.onnx_model import cpu_peak_gflops, measure  # noqa: E402
+from ser_pipeline.onnx_model import measure  # noqa: E402
 from ser_pipeline.students import build_student, count_parameters  # noqa: E402
 
 STUDENTS = ["wav2small", "wav2small-72k", "mobilenetv4-s", "mobilenetv4-m", "mobilenetv3-s",
@@ -113,30 +114,31 @@ def main() -> None:
                 metadata={"student": name, "labels": '["arousal","dominance","valence"]',
                           "sample_rate": "16000"},
                 check=False, repeats=args.repeats, measure_candidates=True)
-            perf = result["performance"]
-            tried = [c for c in result["quantization"]["candidates"] if c.get("perf")]
+            perf = result.performance
+            tried = [c for c in result.quantization.candidates if c.perf]
             # int8 withheld: show the most faithful candidate's figures, marked FAIL
-            shown = perf.get("int8") or (max(
-                tried, key=lambda c: min(c["ccc_vs_fp32"].values()))["perf"] if tried else {})
+            shown = perf.int8 or (max(
+                tried, key=lambda c: min(c.ccc_vs_fp32.values())).perf if tried else None)
+            int8_file = result.files.get("model.int8.onnx")
             row = {
                 "student": name, "params": count_parameters(model),
-                "fp32_bytes": result["files"]["model.onnx"]["bytes"],
-                "int8_bytes": (result["files"].get("model.int8.onnx") or {}).get("bytes"),
-                "int8_method": result["quantization"]["chosen"] or "withheld",
-                "fp32_ms": perf["fp32"]["latency_ms"], "int8_ms": shown.get("latency_ms"),
-                "fp32_rss_mb": perf["fp32"]["peak_rss_increase_mb"],
-                "int8_rss_mb": shown.get("peak_rss_increase_mb"),
-                "gflop_per_clip": perf["gflop_per_clip"],
-                "fp32_gflops": perf["fp32"]["gflops_achieved"],
-                "fp32_fraction_of_peak": perf["fp32"]["fraction_of_fp32_peak"],
-                "parity_passed": result["parity"]["int8_passed"],
-                "int8_ccc_min": min((result["parity"]["int8_vs_fp32"] or {"-": 0.0}).values()),
-                "candidates": [{k: c.get(k) for k in ("method", "bytes", "passed",
-                                                      "ccc_vs_fp32", "error")}
-                               | {"ms": (c.get("perf") or {}).get("latency_ms"),
-                                  "saturation_risks": len(c.get("risks") or [])}
-                               for c in result["quantization"]["candidates"]],
-                "machine": result["quantization"]["machine"],
+                "fp32_bytes": result.files["model.onnx"].bytes,
+                "int8_bytes": int8_file.bytes if int8_file else None,
+                "int8_method": result.quantization.chosen or "withheld",
+                "fp32_ms": perf.fp32.latency_ms, "int8_ms": shown.latency_ms if shown else None,
+                "fp32_rss_mb": perf.fp32.peak_rss_increase_mb,
+                "int8_rss_mb": shown.peak_rss_increase_mb if shown else None,
+                "gflop_per_clip": perf.gflop_per_clip,
+                "fp32_gflops": perf.fp32.gflops_achieved,
+                "fp32_fraction_of_peak": perf.fp32.fraction_of_fp32_peak,
+                "parity_passed": result.parity.int8_passed,
+                "int8_ccc_min": min((result.parity.int8_vs_fp32 or {"-": 0.0}).values()),
+                "candidates": [{"method": c.method, "bytes": c.bytes, "passed": c.passed,
+                                "ccc_vs_fp32": c.ccc_vs_fp32, "error": c.error,
+                                "ms": c.perf.latency_ms if c.perf else None,
+                                "saturation_risks": len(c.risks)}
+                               for c in result.quantization.candidates],
+                "machine": result.machine.model_dump(),
                 "export_s": time.perf_counter() - start,
             }
             results.append(row)
@@ -145,19 +147,19 @@ def main() -> None:
     print_table(results, floor, peak)
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": results, "ort_floor": floor,
-                                               "cpu_peak": peak}, indent=2))
+                                               "cpu_peak": peak.model_dump()}, indent=2))
 
 
 def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def print_table(rows: list[dict], floor: dict, peak: dict) -> None:
+def print_table(rows: list[dict], floor: dict, peak: CpuPeak) -> None:
     machine = rows[0]["machine"] if rows else {}
     print(f"\nCPU: {machine.get('kind')} ({machine.get('model')}); ONNX Runtime "
           f"{__import__('onnxruntime').__version__}, one thread, 5 s clip; "
-          f"fp32 peak {peak['peak_gflops']:.1f} GFLOP/s ({peak['assumption']}, "
-          f"{peak['ghz']:.2f} GHz); ORT floor: {floor['peak_rss_increase_mb']:.1f} MB added "
+          f"fp32 peak {peak.peak_gflops:.1f} GFLOP/s ({peak.assumption}, "
+          f"{peak.ghz:.2f} GHz); ORT floor: {floor['peak_rss_increase_mb']:.1f} MB added "
           f"RSS, {floor['latency_ms']:.3f} ms (one-op model, same run)\n")
     header = ("| student | params | fp32 KB | int8 KB | int8 recipe | fp32 ms | int8 ms | "
               "int8/fp32 latency | +RSS MB (int8) | +RSS over ORT floor | GFLOP/5s | "

@@ -55,6 +55,7 @@ def evaluate_flow(
     split_name: str | None = None,
     teacher_id: str | None = None,
     batch_size: int = 16,
+    threads: int = 1,
     max_workers: int | None = None,
 ) -> dict:
     """Evaluate training runs and/or ONNX models (paths or registry:// URIs).
@@ -68,7 +69,8 @@ def evaluate_flow(
         splits: splits to score (default dev and test).
         split_name: split definition when a corpus has several.
         teacher_id: score against this teacher (default: each model's teacher).
-        batch_size: equal-length windows per model call.
+        batch_size: most equal-length windows of one clip per model call.
+        threads: ONNX Runtime threads per session (default 1, the paper's setting).
         max_workers: models evaluated at once (default: settings).
     """
     overrides = {"max_workers": max_workers} if max_workers else {}
@@ -77,7 +79,8 @@ def evaluate_flow(
     if not targets:
         raise ValueError("nothing to evaluate: pass run_ids and/or models")
     options = {"corpora": corpora, "splits": tuple(splits or ("dev", "test")),
-               "split_name": split_name, "teacher_id": teacher_id, "batch_size": batch_size}
+               "split_name": split_name, "teacher_id": teacher_id, "batch_size": batch_size,
+               "threads": threads}
     with task_runner_for(settings) as runner:
         futures = [runner.submit(evaluate_model_task, parameters={
             "label": artifact_key(run_id or model), "run_id": run_id, "model": model,

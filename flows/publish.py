@@ -29,8 +29,9 @@ def export_task(lake: str, run_id: str, out_dir: str, calibration_clips: int) ->
 
 @task(name="publish-model", task_run_name="publish-{name}")
 def publish_task(out_dir: str, *, name: str, registry: str, version: int | None) -> dict:
-    manifest = Registry(registry).publish(out_dir, name=name, version=version)
-    return manifest_summary(manifest)
+    target = Registry(registry)
+    manifest = target.publish(out_dir, name=name, version=version, record_db=False)
+    return manifest_summary(manifest, db=target.record_db(manifest))
 
 
 @flow(name="publish")

@@ -2,32 +2,37 @@
 
 A card has YAML front matter (licence, teacher, corpora, metrics as a ``model-index``), the
 model's rows of the paper's table (CCC against the humans and against the teacher per corpus
-and split, parameters, int8 size, milliseconds per 5 s clip on one thread, peak RSS), and how
-to run the model with plain ONNX Runtime and with audonnx. Everything comes from the
-registry manifest (which already holds the export's CCC rows and performance figures), so a
-card can be written at publish time without the analyst database; ``rows`` from the
-``paper_table`` report can be passed instead when they are at hand.
+and split, parameters, int8 size, milliseconds per 5 s clip on one thread, peak RSS), which
+file ``ser predict`` serves and why, and how to run the model with plain ONNX Runtime and
+with audonnx. Everything comes from the registry manifest
+(:class:`ser_pipeline.registry.Manifest`, which already holds the export's CCC rows and
+performance figures), so a card can be written at publish time without the analyst
+database; ``rows`` from the ``paper_table`` report can be passed instead when they are at
+hand.
 
 Examples:
-    >>> card = model_card({"name": "ser-wav2small", "version": 1, "student": "wav2small",
-    ...                    "params": 10897, "license": {"id": "cc-by-nc-sa-4.0"},
-    ...                    "teacher": {"id": "w2v2-tiny"}, "ccc": []})
-    >>> card.startswith("---\\nlicense: cc-by-nc-sa-4.0")
-    True
+    >>> print(markdown_table([{"corpus": "demo", "split": "dev", "n": 40,
+    ...                        "teacher_arousal": 0.8123}], columns=("corpus", "n",
+    ...                                                              "teacher_arousal")))
+    | corpus | clips | A vs teacher |
+    |---|---:|---:|
+    | demo | 40 | 0.812 |
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from ser_pipeline.export.graph import FP32_FILE, INT8_FILE
 from ser_pipeline.schemas import LABELS
 
-FP32_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"
+if TYPE_CHECKING:  # the registry imports this module when it publishes
+    from ser_pipeline.registry.manifest import Manifest
+
 CARD_FILE = "README.md"
 
 #: Columns of a card's table row, in order (a subset of the ``paper_table`` report).
@@ -56,35 +61,35 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
-def table_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+def table_rows(manifest: Manifest) -> list[dict[str, Any]]:
     """The model's rows of the paper's table, from a registry manifest.
 
     One row per (corpus, split) in the manifest's ``ccc`` list, with the CCC against the
     human labels and against the teacher side by side, plus the cost columns (the same for
-    every row). The int8 figures are used when an int8 file was published, else fp32.
+    every row): the figures of the file the version serves by default.
     """
-    files = manifest.get("files") or {}
-    performance = manifest.get("performance") or {}
-    precision = "int8" if INT8_FILE in files else "fp32"
-    figures = performance.get(precision) or {}
-    int8 = (files.get(INT8_FILE) or {}).get("bytes")
+    served = manifest.serving.default_file
+    performance = manifest.performance
+    figures = None
+    if performance is not None:
+        figures = performance.int8 if served == INT8_FILE else performance.fp32
+    int8 = manifest.files.get(INT8_FILE)
     cost = {
-        "params": manifest.get("params"),
-        "int8_kb": round(int8 / 1000, 1) if int8 else None,
-        "ms_per_5s": _number(figures.get("latency_ms")),
-        "peak_rss_mb": _number(figures.get("peak_rss_increase_mb")),
+        "params": manifest.params,
+        "int8_kb": round(int8.bytes / 1000, 1) if int8 else None,
+        "ms_per_5s": _number(figures.latency_ms) if figures else None,
+        "peak_rss_mb": _number(figures.peak_rss_increase_mb) if figures else None,
     }
     grouped: dict[tuple[str, str], dict[str, Any]] = {}
-    for entry in manifest.get("ccc") or []:
-        reference = entry.get("reference")
-        if reference not in ("human", "teacher"):
+    for entry in manifest.ccc:
+        if entry.reference not in ("human", "teacher"):
             continue
-        key = (str(entry.get("corpus") or ""), str(entry.get("split") or ""))
+        key = (str(entry.corpus or ""), str(entry.split or ""))
         row = grouped.setdefault(key, {"corpus": key[0], "split": key[1], "n": None})
         for dimension in LABELS:
-            row[f"{reference}_{dimension}"] = _number(entry.get(dimension))
-        if reference == "teacher" or row["n"] is None:
-            row["n"] = entry.get("n")
+            row[f"{entry.reference}_{dimension}"] = _number(getattr(entry, dimension))
+        if entry.reference == "teacher" or row["n"] is None:
+            row["n"] = entry.n
     rows = []
     for key in sorted(grouped):
         row = {column: None for column in ROW_COLUMNS} | grouped[key] | cost
@@ -113,11 +118,9 @@ def markdown_table(rows: Sequence[Mapping[str, Any]],
     return "\n".join(lines)
 
 
-def _front_matter(manifest: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> dict:
-    license_id = (manifest.get("license") or {}).get("id") or "unknown"
-    teacher = (manifest.get("teacher") or {}).get("id") or manifest.get("teacher_id")
-    run = manifest.get("training_run") or {}
-    corpora = sorted({str(c) for c in (run.get("corpora") or []) if c}
+def _front_matter(manifest: Manifest, rows: Sequence[Mapping[str, Any]]) -> dict:
+    license_id = manifest.license.id or "unknown"
+    corpora = sorted({str(c) for c in (manifest.training.corpora or []) if c}
                      | {r["corpus"] for r in rows if r.get("corpus")})
     results = []
     for row in rows:
@@ -140,21 +143,20 @@ def _front_matter(manifest: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
         "library_name": "onnx",
         "pipeline_tag": "audio-classification",
         "tags": ["speech-emotion-recognition", "arousal", "dominance", "valence",
-                 "knowledge-distillation", "onnx", str(manifest.get("student") or "student")],
-        "teacher": teacher,
+                 "knowledge-distillation", "onnx", manifest.student],
+        "teacher": manifest.teacher_id,
         "datasets": corpora,
         "metrics": ["ccc"],
-        "model-index": [{"name": str(manifest.get("name")), "results": results}],
+        "model-index": [{"name": manifest.name, "results": results}],
     })
     return front
 
 
-def model_card(manifest: Mapping[str, Any], *,
-               rows: Sequence[Mapping[str, Any]] | None = None) -> str:
+def model_card(manifest: Manifest, *, rows: Sequence[Mapping[str, Any]] | None = None) -> str:
     """The ``README.md`` of a published version, as markdown text.
 
     Args:
-        manifest: The registry manifest of the version (``registry.Registry.publish``).
+        manifest: The registry manifest of the version.
         rows: The model's rows of the ``paper_table`` report; default
             :func:`table_rows` of the manifest.
 
@@ -162,34 +164,38 @@ def model_card(manifest: Mapping[str, Any], *,
         Markdown with YAML front matter (licence, teacher, corpora, metrics).
     """
     rows = list(rows) if rows is not None else table_rows(manifest)
-    name, version = manifest.get("name"), manifest.get("version")
-    files = manifest.get("files") or {}
-    default = manifest.get("default_file")
-    model_file = default if default in files else (INT8_FILE if INT8_FILE in files
-                                                   else FP32_FILE)
-    license_info = manifest.get("license") or {}
-    teacher = manifest.get("teacher") or {}
+    provenance = manifest.provenance
+    serving = manifest.serving
+    model_file = serving.default_file
+    other = FP32_FILE if model_file == INT8_FILE else INT8_FILE
     front = yaml.safe_dump(_front_matter(manifest, rows), sort_keys=False, allow_unicode=True)
-    min_samples = (manifest.get("input") or {}).get("min_samples") or 1024
-    warnings = "".join(f"\n> **Warning:** {w}\n" for w in manifest.get("warnings") or [])
+    min_samples = manifest.min_samples or 1024
+    warnings = "".join(f"\n> **Warning:** {w}\n" for w in manifest.warnings)
+    alternative = (f" `{other}` is published too: `{manifest.uri}#"
+                   f"{'int8' if other == INT8_FILE else 'fp32'}` serves it."
+                   if other in manifest.files else "")
     return f"""---
 {front}---
 
-# {name} (version {version})
+# {manifest.name} (version {manifest.version})
 
-A `{manifest.get("student")}` speech emotion model ({_cell(manifest.get("params"))} trainable
-parameters) distilled from the teacher `{teacher.get("id") or manifest.get("teacher_id")}`. It
-maps a 16 kHz mono waveform to **arousal, dominance and valence** (about 0..1, in that
-order). Normalisation and the log-mel front end are inside the graph: feed raw samples.
-Published as `{manifest.get("uri")}` from training run `{manifest.get("run_id")}`.
+A `{manifest.student}` speech emotion model ({_cell(manifest.params)} trainable
+parameters) distilled from the teacher `{manifest.teacher_id}`. It maps a 16 kHz mono
+waveform to **arousal, dominance and valence** (about 0..1, in that order). Normalisation
+and the log-mel front end are inside the graph: feed raw samples. Published as
+`{manifest.uri}` from training run `{manifest.run_id}`.
 {warnings}
 ## Results
 
 CCC (concordance correlation coefficient, population statistics as `audmetric`) against
 the human labels and against the teacher, per corpus and split; the cost columns are
-measured on a 5 s clip with one thread.
+measured on a 5 s clip with one thread, for `{model_file}`.
 
 {markdown_table(rows)}
+
+## Which file to run
+
+`ser predict {manifest.uri}` serves `{model_file}`: {serving.reason}.{alternative}
 
 ## Use with ONNX Runtime
 
@@ -209,7 +215,8 @@ arousal, dominance, valence = logits[0]
 ```
 
 The input `signal` is `float32 [batch, samples]` with at least {min_samples} samples per
-row; rows of one batch must share a length (the model would see zero padding).
+row (pad shorter clips with zeros); rows of one batch must share a length (the model
+would see zero padding).
 
 ## Use with audonnx
 
@@ -229,8 +236,8 @@ for this graph's two dynamic dimensions, so call its ONNX Runtime session as abo
 
 ## Provenance
 
-- teacher: `{teacher.get("id")}` (weights sha256 `{teacher.get("weights_sha256")}`)
-- licence: `{license_info.get("id")}` ({license_info.get("source") or "from the teacher"})
-- training run: `{manifest.get("run_id")}`, git `{manifest.get("git_sha")}`
-- files: {", ".join(f"`{f}`" for f in files) or "–"} (sha256 in `manifest.json`)
+- teacher: `{manifest.teacher_id}` (weights sha256 `{provenance.teacher_sha256}`)
+- licence: `{manifest.license.id}` ({manifest.license.source or "from the teacher"})
+- training run: `{manifest.run_id}`, git `{provenance.git_sha}`
+- files: {", ".join(f"`{f}`" for f in manifest.files) or "–"} (sha256 in `manifest.json`)
 """

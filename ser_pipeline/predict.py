@@ -1,9 +1,12 @@
 """``ser predict``: A/D/V for audio files from a published (or local) ONNX model.
 
 Any format the decoder reads works (wav, flac, ogg, mp3, ...); files are downmixed and
-resampled to 16 kHz mono, and long files are windowed exactly as labeling windows them.
-A file that cannot be decoded yields a row with ``error`` naming the file and the
-reason; the other files are still predicted.
+resampled to 16 kHz mono, and each file goes through the student runner's clip rule
+(:meth:`ser_pipeline.onnx_model.OnnxModel.predict_clip`: the windows labeling uses,
+averaged by duration), as in ``ser evaluate``. A registry model without ``#int8``/``#fp32``
+serves the file its manifest chose at publish (the faster one that passed parity) and
+says which and why in one line. A file that cannot be decoded yields a row with
+``error`` naming the file and the reason; the other files are still predicted.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 
 from ser_pipeline.audio import AudioError, decode
 from ser_pipeline.config import Settings, get_settings
-from ser_pipeline.onnx_model import OnnxModel
+from ser_pipeline.onnx_model import DEFAULT_THREADS, OnnxModel
 from ser_pipeline.progress import progress_bar
 from ser_pipeline.schemas import LABELS, SAMPLE_RATE
 from ser_pipeline.storage import filesystem_for
@@ -60,21 +63,21 @@ def predict_files(
     registry: str | None = None,
     window_s: float = 10.0,
     overlap_s: float = 2.0,
-    threads: int = 1,
+    threads: int = DEFAULT_THREADS,
     precision: str | None = None,
     cache_dir: str | Path | None = None,
 ) -> list[dict]:
     """Predict arousal, dominance and valence for every file.
 
     Args:
-        model_uri: ``registry://name[@version|latest][#fp32]`` or a local path.
+        model_uri: ``registry://name[@version|latest][#int8|#fp32]`` or a local path.
         paths: Audio files or directories (local or ``s3://``).
         settings: Settings (registry URL, credentials); default from env.
         registry: Registry URL overriding ``settings.registry``.
         window_s: Window length for long files (as in labeling).
         overlap_s: Overlap between windows.
-        threads: ONNX Runtime intra-op threads.
-        precision: ``"int8"`` (default) or ``"fp32"`` for registry models.
+        threads: ONNX Runtime intra-op threads (default 1: the paper's one-core setting).
+        precision: ``"int8"`` or ``"fp32"`` to force a file; default the manifest's choice.
         cache_dir: Local model cache.
 
     Returns:
@@ -97,9 +100,10 @@ def predict_files(
                          "duration_s": None, "n_windows": None, "error": None}
             try:
                 signal = decode(_read(path, settings)).signal
-                values = model.predict([signal], window_s=window_s, overlap_s=overlap_s)[0]
+                values, n_windows = model.predict_clip(signal, window_s=window_s,
+                                                       overlap_s=overlap_s)
                 row.update({label: float(v) for label, v in zip(LABELS, values, strict=True)},
-                           duration_s=signal.size / SAMPLE_RATE, n_windows=model.n_windows[0])
+                           duration_s=signal.size / SAMPLE_RATE, n_windows=n_windows)
             except AudioError as error:
                 row["error"] = f"{path}: {error.reason}: {error.message}"
             except (OSError, ValueError) as error:

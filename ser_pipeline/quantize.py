@@ -1,4 +1,4 @@
-"""int8 that is right on every CPU: the recipes, the saturation rule, and CPU facts.
+"""int8 that is right on every CPU: the recipes and the saturation rule.
 
 Why a rule and not only a parity check. ONNX Runtime's x86 int8 kernels differ by CPU.
 With AVX-512 VNNI (or AVX-VNNI) a u8 x s8 product is summed straight into int32
@@ -19,8 +19,6 @@ machine runs it; the exporter rejects any candidate it flags.
 from __future__ import annotations
 
 import logging
-import platform
-import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -28,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ser_pipeline.cpu import cpu_info  # noqa: F401 - re-exported: the machine that measured
 
 #: Largest |s8 weight| whose pair sum with u8 activations fits int16: 2*255*64 = 32,640.
 MAX_SAFE_S8_WEIGHT = 64
@@ -224,61 +224,3 @@ def check_int8_safe(model: Any, *, what: str = "model") -> None:
         more = f" (+{len(risks) - 3} more)" if len(risks) > 3 else ""
         raise Int8SafetyError(f"{what} can lose accuracy on CPUs without VNNI: {shown}{more}; "
                               "re-export it with this version (u8 weights or 7-bit weights)")
-
-
-# -- what measured it ------------------------------------------------------------------------
-
-def cpu_info() -> dict[str, Any]:
-    """The CPU that measured parity and latency: model, the int8-relevant flags, a kind."""
-    flags: set[str] = set()
-    model = platform.processor() or None
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key in ("flags", "Features") and not flags:
-                    flags = set(value.split())
-                elif key == "model name" and not model:
-                    model = value.strip()
-    except OSError:
-        pass
-    machine = platform.machine().lower()
-    relevant = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8",
-                "asimddp", "i8mm")
-    present = {flag: flag in flags for flag in relevant}
-    if machine in ("arm64", "aarch64"):
-        kind = "ARM64" + (" with dot product" if present["asimddp"] else "")
-    elif present["avx512_vnni"] or present["avx_vnni"]:
-        kind = "AVX-512 with VNNI" if present["avx512_vnni"] else "AVX2 with AVX-VNNI"
-    elif present["avx2"]:
-        kind = "AVX2-only, no VNNI"
-    else:
-        kind = "x86 without AVX2"
-    return {"machine": machine, "model": model, "kind": kind, "flags": present}
-
-
-def latency_ms(path: str | Path, *, seconds: float = 5.0, repeats: int = 10,
-               input_name: str = "signal") -> float:
-    """Median ms of one single-threaded ONNX Runtime run on a ``seconds`` clip.
-
-    In-process and quick: for ranking candidates against each other in one run (the
-    honest fresh-process figures come from :func:`ser_pipeline.onnx_model.measure`).
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    signal = (0.1 * np.random.default_rng(0).standard_normal((1, int(16_000 * seconds)))
-              ).astype(np.float32)
-    for _ in range(2):
-        session.run(None, {input_name: signal})
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        session.run(None, {input_name: signal})
-        times.append(time.perf_counter() - started)
-    return 1000 * float(np.median(times))

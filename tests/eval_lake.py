@@ -1,7 +1,7 @@
 """Small evaluated lakes for the evaluate/db/report tests (no training needed).
 
 ``FeaturePredictor`` is a real :class:`ser_pipeline.evaluate.Predictor`: a fixed numpy
-function of the waveform (pitch-ish, brightness-ish, envelope features), so scores are
+function of each window (pitch-ish, brightness-ish, envelope features), so scores are
 deterministic and not trivially perfect. ``TinyTorch`` is the same idea as a torch module
 for the ONNX/torch adapter tests.
 """
@@ -13,10 +13,14 @@ from lakes import add_teacher_labels, make_audio_lake
 
 from ser_pipeline.evaluate import ModelIdentity, evaluate
 from ser_pipeline.lake import Lake, content_key, utcnow
+from ser_pipeline.students import MIN_SAMPLES
 
 
 class FeaturePredictor:
     """Deterministic numpy 'student' whose outputs correlate with the synthetic labels."""
+
+    min_samples = MIN_SAMPLES
+    batch_size = 16
 
     def __init__(self, name: str = "feature-model", *, student: str = "feature",
                  teacher_id: str | None = "toy-teacher", params: int = 3,
@@ -29,10 +33,11 @@ class FeaturePredictor:
         )
         self.calls = 0
 
-    def predict(self, signals: list[np.ndarray]) -> np.ndarray:
-        self.calls += len(signals)
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """``[n, samples]`` windows (or a list of signals) -> ``[n, 3]``."""
+        self.calls += len(batch)
         out = []
-        for signal in signals:
+        for signal in batch:
             crossings = float(np.mean(signal[1:] * signal[:-1] < 0))
             out.append([crossings * 40 * self.scale, float(np.std(signal)) * 3,
                         float(np.abs(np.diff(signal)).mean()) * 20])

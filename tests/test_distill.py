@@ -92,7 +92,7 @@ def test_distill_on_dask_then_rerun_does_no_repeated_work(tmp_path, prefect_harn
     assert counts["metrics_rows_written"] > 0
     outcome = first["published"]["wav2small"]
     assert outcome["published"], outcome
-    assert Registry(str(tmp_path / "registry")).show("toy-wav2small")["version"] == 1
+    assert Registry(str(tmp_path / "registry")).show("toy-wav2small").version == 1
     assert Path(first["report_html"]).read_text().count("data:image/png;base64,") >= 1
     assert (tmp_path / "ser.duckdb").exists()
 

@@ -23,7 +23,9 @@ from ser_pipeline.evaluate import (
 )
 from ser_pipeline.lake import utcnow
 from ser_pipeline.metrics import ccc, mae, pearson
+from ser_pipeline.onnx_model import OnnxModel
 from ser_pipeline.schemas import LABELS
+from ser_pipeline.students import MIN_SAMPLES
 from ser_pipeline.windows import weighted_average, window_bounds
 
 torch.set_num_threads(1)
@@ -88,12 +90,12 @@ def test_onnx_model_metrics_match_recomputed_scores(toy, onnx_model: Path) -> No
         ("dev", "teacher"), ("dev", "human"), ("test", "teacher"), ("test", "human")}
     predictions = {r["audio_id"]: r for r in lake.read("predictions").to_pylist()}
     assert set(predictions) == set(by_split["dev"]) | set(by_split["test"])  # never train
-    # predictions are the ONNX model's outputs on the stored audio (one window each)
+    # predictions are the student runner's outputs on the stored audio, as ser predict's
     signals = {r["audio_id"]: r["signal"] for r in records}
-    session_out = OnnxPredictor(onnx_model).predict(
+    runner_out = OnnxModel(onnx_model).predict(
         [decode_flac_roundtrip(signals[i]) for i in by_split["test"]])
     stored = np.array([[predictions[i][d] for d in LABELS] for i in by_split["test"]])
-    np.testing.assert_allclose(stored, session_out, atol=1e-6)
+    np.testing.assert_array_equal(stored, runner_out)
     references = {"teacher": _labels(lake, "teacher_labels"),
                   "human": _labels(lake, "human_labels")}
     for row in metrics:
@@ -129,13 +131,16 @@ def test_evaluating_twice_adds_no_rows_and_predicts_nothing(toy, onnx_model: Pat
 
 
 def test_torch_and_onnx_adapters_agree(onnx_model: Path) -> None:
-    rng = np.random.default_rng(1)
-    signals = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (3000, 3000, 5000)]
+    batch = (np.random.default_rng(1).standard_normal((3, 3000)) * 0.1).astype(np.float32)
     identity = ModelIdentity(model="tiny", model_key="k", model_format="torch")
-    torch_out = TorchPredictor(Tiny(), identity, batch_size=2).predict(signals)
-    onnx_out = OnnxPredictor(onnx_model, batch_size=2).predict(signals)
+    torch_predictor = TorchPredictor(Tiny(), identity, batch_size=2)
+    onnx_predictor = OnnxPredictor(onnx_model, batch_size=2)
+    torch_out, onnx_out = torch_predictor.predict(batch), onnx_predictor.predict(batch)
     assert torch_out.shape == (3, 3)
     np.testing.assert_allclose(torch_out, onnx_out, atol=1e-5)
+    # one minimum length and one thread policy for both (the file declares no minimum)
+    assert torch_predictor.min_samples == onnx_predictor.min_samples == MIN_SAMPLES
+    assert onnx_predictor.model.threads == 1 and onnx_predictor.batch_size == 2
 
 
 def test_long_clips_are_windowed_and_averaged(toy) -> None:

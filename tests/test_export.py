@@ -3,33 +3,45 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
 from onnx_runs import TEACHER, exported, make_run  # noqa: F401
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from ser_pipeline.cli import app
+from ser_pipeline.cpu import cpu_info
 from ser_pipeline.export import (
+    EXPORT_SCHEMA,
+    ExportError,
+    ExportResult,
     ParityError,
     canonical_hash,
     export_model,
     export_run,
+    load_export,
     teacher_license,
     torch_predict,
 )
+from ser_pipeline.export.result import Int8State
 from ser_pipeline.onnx_model import OnnxModel, read_metadata
-from ser_pipeline.quantize import STUDENT_RECIPES, cpu_info, saturation_risks
+from ser_pipeline.quantize import STUDENT_RECIPES, saturation_risks
 from ser_pipeline.runs import RunError, load_run_model, read_run_meta, write_run_meta
+from ser_pipeline.students import MIN_SAMPLES
 from ser_pipeline.windows import weighted_average, window_bounds
+
+DATA = Path(__file__).parent / "data"
 
 
 def test_export_writes_both_models_with_io_spec_and_metadata(exported):  # noqa: F811
     result, out = exported["result"], exported["out_dir"]
     fp32, int8 = out / "model.onnx", out / "model.int8.onnx"
-    assert result["files"]["model.int8.onnx"]["bytes"] < result["files"]["model.onnx"]["bytes"]
+    assert result.files["model.int8.onnx"].bytes < result.files["model.onnx"].bytes
     for path in (fp32, int8):
         graph = onnx.load(str(path)).graph
         assert [i.name for i in graph.input] == ["signal"]
@@ -40,41 +52,45 @@ def test_export_writes_both_models_with_io_spec_and_metadata(exported):  # noqa:
         assert json.loads(meta["labels"]) == ["arousal", "dominance", "valence"]
         assert meta["sample_rate"] == "16000" and meta["teacher_id"] == TEACHER
         assert meta["run_id"] == exported["run_id"] and meta["student"] == "wav2small"
-        assert meta["manifest_hash"] == canonical_hash(result["provenance"])
-    assert read_metadata(int8)["quantization"] == result["quantization"]["chosen"]
+        assert meta["min_samples"] == str(MIN_SAMPLES)  # the students' minimum, once
+        assert meta["manifest_hash"] == canonical_hash(
+            result.run.provenance.model_dump(mode="json")) == result.run.manifest_hash
+    assert read_metadata(int8)["quantization"] == result.quantization.chosen
     # int8 really is quantised
     ops = {n.op_type for n in onnx.load(str(int8)).graph.node}
     assert ops & {"QLinearConv", "QuantizeLinear", "ConvInteger", "DequantizeLinear"}
 
 
 def test_parity_passes_on_dev_clips_and_every_candidate_is_recorded(exported):  # noqa: F811
-    parity = exported["result"]["parity"]
-    assert parity["passed"] and parity["source"] == "dev split" and parity["clips"] == 12
-    assert min(parity["torch_vs_fp32"].values()) >= 0.999
-    assert min(parity["int8_vs_fp32"].values()) >= 0.98
-    candidates = {c["method"]: c for c in exported["result"]["quantization"]["candidates"]}
+    result = exported["result"]
+    parity = result.parity
+    assert parity.passed and parity.source == "dev split" and parity.clips == 12
+    assert min(parity.torch_vs_fp32.values()) >= 0.999
+    assert min(parity.int8_vs_fp32.values()) >= 0.98
+    candidates = {c.method: c for c in result.quantization.candidates}
     assert set(candidates) == {recipe.name for recipe in STUDENT_RECIPES}
-    chosen = candidates[exported["result"]["quantization"]["chosen"]]
-    assert chosen["passed"]
+    chosen = candidates[result.quantization.chosen]
+    assert chosen.passed
     # int8 earns its place by speed on the exporting machine, not by size
-    assert all(c["latency_ms"] >= chosen["latency_ms"] for c in candidates.values()
-               if c["passed"])
-    assert exported["result"]["quantization"]["int8_latency_ms"] == chosen["latency_ms"]
-    assert exported["result"]["quantization"]["fp32_latency_ms"] > 0
+    assert all(c.latency_ms >= chosen.latency_ms for c in candidates.values() if c.passed)
+    # fp32 and the chosen int8 file, timed back to back: what serving decides on
+    assert result.latency.int8_ms == chosen.latency_ms and result.latency.fp32_ms > 0
+    assert (result.latency.threads, result.latency.clip_s) == (1, 5.0)
 
 
 def test_shipped_int8_is_saturation_free_and_its_recipe_is_recorded(exported):  # noqa: F811
     """Holds on any CPU: the rule reads the graph, not the machine."""
     result, out = exported["result"], exported["out_dir"]
     assert saturation_risks(out / "model.int8.onnx") == []
-    recipe = result["quantization"]["recipe"]
-    assert recipe["name"] == result["quantization"]["chosen"]
-    assert recipe["weight_type"] == "uint8" or recipe["reduce_range"]
-    assert recipe["op_types"] == ["Conv"] and recipe["per_channel"] is True
-    assert recipe["nodes_excluded"]  # the front end stays fp32
-    machine = json.loads((out / "export.json").read_text())["parity"]["machine"]
-    assert machine == cpu_info() and set(machine["flags"]) >= {"avx2", "avx512_vnni"}
-    assert result["int8"] == {"withheld": False, "reason": None}
+    recipe = result.quantization.recipe
+    assert recipe.name == result.quantization.chosen
+    assert recipe.weight_type == "uint8" or recipe.reduce_range
+    assert recipe.op_types == ["Conv"] and recipe.per_channel is True
+    assert recipe.nodes_excluded  # the front end stays fp32
+    machine = json.loads((out / "export.json").read_text())["machine"]
+    assert machine == cpu_info().model_dump() and set(machine["flags"]) >= {"avx2",
+                                                                            "avx512_vnni"}
+    assert result.int8 == Int8State(withheld=False, reason=None)
 
 
 def test_onnx_matches_torch_for_batches_and_windows(exported):  # noqa: F811
@@ -91,25 +107,33 @@ def test_onnx_matches_torch_for_batches_and_windows(exported):  # noqa: F811
     bounds = window_bounds(long.size, window_s=10, overlap_s=2)
     per_window = torch_predict(model, [long[s:e] for s, e in bounds])
     np.testing.assert_allclose(got[0], weighted_average(per_window, bounds), atol=1e-4)
-    short = onnx_model.predict([np.full(100, 0.1, np.float32)])  # padded, not an error
-    assert short.shape == (1, 3) and np.isfinite(short).all()
+    # shorter than MIN_SAMPLES: zero-padded to it, exactly as torch parity pads
+    assert onnx_model.min_samples == MIN_SAMPLES and onnx_model.threads == 1
+    short = np.random.default_rng(4).standard_normal(100).astype(np.float32) * 0.1
+    np.testing.assert_allclose(onnx_model.predict([short])[0],
+                               torch_predict(model, [short])[0], atol=1e-4)
+    np.testing.assert_allclose(onnx_model.predict([short])[0], onnx_model.run(
+        np.pad(short, (0, MIN_SAMPLES - short.size))[None])[0], rtol=1e-12)
 
 
 def test_performance_is_measured_in_a_subprocess(tmp_path):
     torch.set_num_threads(1)
     lake, run_id, _ = make_run(str(tmp_path / "lake"))
     result = export_run(lake, run_id, out_dir=tmp_path / "out", calibration_clips=4, repeats=3)
-    perf = result["performance"]
-    for precision in ("fp32", "int8"):
-        assert perf[precision]["latency_ms"] > 0
-        assert perf[precision]["threads"] == 1 and perf[precision]["clip_s"] == 5.0
-        assert perf[precision]["peak_rss_increase_mb"] >= 0
-        assert perf[precision]["rss_before_mb"] < 500  # a fresh interpreter, not this one
-        assert perf[precision]["gflops_achieved"] > 0
-    assert 0.3 < perf["gflop_per_clip"] < 1.0  # Wav2Small: ~0.65 GFLOP per 5 s
-    assert perf["cpu_peak"]["flop_per_cycle"] == 32
-    assert result["targets"]["int8_bytes"]["met"]  # <= 120 KB: size is deterministic
-    assert json.loads((tmp_path / "out" / "export.json").read_text())["run_id"] == run_id
+    perf = result.performance
+    for figures in (perf.fp32, perf.int8):
+        assert figures.latency_ms > 0
+        assert figures.threads == 1 and figures.clip_s == 5.0
+        assert figures.peak_rss_increase_mb >= 0
+        # a fresh interpreter with numpy and ONNX Runtime only: not the library, not torch
+        assert figures.rss_before_mb < 100
+        assert figures.gflops_achieved > 0
+    assert 0.3 < perf.gflop_per_clip < 1.0  # Wav2Small: ~0.65 GFLOP per 5 s
+    assert perf.cpu_peak.flop_per_cycle == 32
+    assert result.run.targets["int8_bytes"].met  # <= 120 KB: size is deterministic
+    saved = json.loads((tmp_path / "out" / "export.json").read_text())
+    assert saved["schema"] == EXPORT_SCHEMA and saved["run"]["provenance"]["run_id"] == run_id
+    assert load_export(tmp_path / "out") == result
 
 
 def test_tampered_weight_withholds_int8_and_ships_fp32_with_the_numbers(tmp_path):
@@ -122,14 +146,16 @@ def test_tampered_weight_withholds_int8_and_ships_fp32_with_the_numbers(tmp_path
     (out / "model.int8.onnx").write_bytes(b"stale int8 from an earlier export")
     result = export_run(lake, run_id, out_dir=out, calibration_clips=4,
                         measure_performance=False)
-    assert result["parity"]["passed"] and not result["parity"]["int8_passed"]
-    assert min(result["parity"]["int8_vs_fp32"].values()) < 0.98
-    assert min(result["parity"]["torch_vs_fp32"].values()) >= 0.999
-    assert set(result["files"]) == {"model.onnx"} and not (out / "model.int8.onnx").exists()
-    reason = result["int8"]["reason"]
-    assert result["int8"]["withheld"] and reason.startswith("int8 parity ")
-    worst = min(result["parity"]["int8_vs_fp32"], key=result["parity"]["int8_vs_fp32"].get)
-    assert f"{worst[0].upper()} {result['parity']['int8_vs_fp32'][worst]:.3f}" in reason
+    parity = result.parity
+    assert parity.passed and not parity.int8_passed
+    assert min(parity.int8_vs_fp32.values()) < 0.98
+    assert min(parity.torch_vs_fp32.values()) >= 0.999
+    assert set(result.files) == {"model.onnx"} and not (out / "model.int8.onnx").exists()
+    assert result.latency.int8_ms is None and result.latency.fp32_ms > 0
+    reason = result.int8.reason
+    assert result.int8.withheld and reason.startswith("int8 parity ")
+    worst = min(parity.int8_vs_fp32, key=parity.int8_vs_fp32.get)
+    assert f"{worst[0].upper()} {parity.int8_vs_fp32[worst]:.3f}" in reason
     assert "< 0.98" in reason
     assert json.loads((out / "export.json").read_text())["int8"]["withheld"] is True
 
@@ -147,11 +173,15 @@ def test_run_without_best_checkpoint_is_a_clear_error(exported, tmp_path):  # no
 
 def test_teacher_licence_is_inherited_or_flagged_unknown():
     audeering = teacher_license(TEACHER)
-    assert audeering["id"] == "cc-by-nc-sa-4.0" and audeering["restricts_use"]
-    assert "non-commercial" in audeering["warning"]
+    assert audeering.id == "cc-by-nc-sa-4.0" and audeering.restricts_use
+    assert "non-commercial" in audeering.warning
+    # the same rule the teacher loader applies to a hub id (one source)
+    from ser_pipeline.teacher.core import AUDEERING_LICENSE, license_for_id
+
+    assert license_for_id(TEACHER) == AUDEERING_LICENSE == audeering.id
     with pytest.warns(UserWarning, match="unknown"):
         unknown = teacher_license("my-lab/teacher")
-    assert unknown["id"] == "unknown"
+    assert unknown.id == "unknown" and license_for_id("my-lab/teacher") is None
 
 
 def test_cli_export_json_and_errors(exported, tmp_path):  # noqa: F811
@@ -179,5 +209,48 @@ def test_fp32_that_disagrees_with_torch_is_a_parity_error(exported, tmp_path):  
     with pytest.raises(ParityError, match=r"CCC\(onnx fp32, torch\)") as caught:
         export_model(Noisy(), out_dir=tmp_path / "noisy", calibration=clips, parity_clips=clips,
                      metadata={}, measure_performance=False)
-    assert min(caught.value.parity["torch_vs_fp32"].values()) < 0.999
+    assert min(caught.value.parity.torch_vs_fp32.values()) < 0.999
     assert "[arousal=" in str(caught.value)  # the numbers, as printed by the CLI
+
+
+def test_export_json_of_schema_1_still_reads(tmp_path):
+    """The export.json today's code wrote before the typed result (tests/data): it reads,
+    with each fact once, and its provenance still hashes to its manifest_hash."""
+    old = json.loads((DATA / "export-v1.json").read_text())
+    assert "schema" not in old and old["run_id"] == old["provenance"]["run_id"]
+    out = tmp_path / "old-export"
+    out.mkdir()
+    (out / "export.json").write_text(json.dumps(old))
+    result = load_export(out)
+    assert result.files["model.onnx"].path == str(out / "model.onnx")
+    assert result.files["model.int8.onnx"].sha256 == old["files"]["model.int8.onnx"]["sha256"]
+    assert result.run.provenance.run_id == old["run_id"]
+    assert result.run.provenance.teacher_id == old["provenance"]["teacher_id"]
+    assert canonical_hash(result.run.provenance.model_dump(mode="json")) == \
+        old["manifest_hash"] == result.run.manifest_hash
+    assert result.machine.kind == old["parity"]["machine"]["kind"]
+    assert (result.latency.fp32_ms, result.latency.int8_ms) == (
+        old["quantization"]["fp32_latency_ms"], old["quantization"]["int8_latency_ms"])
+    assert result.min_samples == 1600  # what schema-1 exports declared
+    assert result.run.training.corpora == old["run"]["corpora"]
+    assert result.quantization.chosen == old["quantization"]["chosen"]
+    assert result.run.targets["int8_bytes"].met is old["targets"]["int8_bytes"]["met"]
+    # written back, it is a schema-2 file that reads to the same result
+    result.save()
+    assert json.loads((out / "export.json").read_text())["schema"] == EXPORT_SCHEMA
+    assert load_export(out) == result
+
+
+def test_a_renamed_key_in_export_json_fails_loudly(exported, tmp_path):  # noqa: F811
+    out = tmp_path / "copy"
+    shutil.copytree(exported["out_dir"], out)
+    data = json.loads((out / "export.json").read_text())
+    data["int8"]["witheld"] = data["int8"].pop("withheld")
+    (out / "export.json").write_text(json.dumps(data))
+    with pytest.raises(ValidationError, match="witheld"):
+        load_export(out)
+    data["schema"] = "ser-pipeline/export/99"
+    (out / "export.json").write_text(json.dumps(data))
+    with pytest.raises(ExportError, match="upgrade ser-pipeline"):
+        load_export(out)
+    assert isinstance(load_export(exported["out_dir"]), ExportResult)

@@ -2,38 +2,61 @@
 
 from __future__ import annotations
 
-import copy
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 import yaml
 from onnx_runs import exported, make_run  # noqa: F401
+from pydantic import ValidationError
 
 from ser_pipeline.config import Settings
+from ser_pipeline.export.result import CccRow, License
 from ser_pipeline.model_card import CARD_FILE, model_card, table_rows
-from ser_pipeline.registry import Registry
+from ser_pipeline.registry import Manifest, Registry, Serving, read_manifest
+from ser_pipeline.registry.manifest import (
+    Figures,
+    FileEntry,
+    ManifestPerformance,
+    ManifestTraining,
+)
 
-MANIFEST = {
-    "name": "ser-wav2small", "version": 3, "uri": "registry://ser-wav2small@3",
-    "student": "wav2small", "params": 10897, "run_id": "wav2small-r1",
-    "default_file": "model.int8.onnx",
-    "files": {"model.onnx": {"bytes": 301_000}, "model.int8.onnx": {"bytes": 120_500}},
-    "license": {"id": "cc-by-nc-sa-4.0", "source": "teacher t"},
-    "teacher": {"id": "w2v2-tiny-ft", "weights_sha256": "ab" * 32},
-    "input": {"min_samples": 1024},
-    "ccc": [
-        {"reference": "teacher", "corpus": "demo-pool", "split": "dev", "n": 300,
-         "arousal": 0.931, "dominance": 0.912, "valence": 0.954},
-        {"reference": "human", "corpus": "demo-pool", "split": "dev", "n": 290,
-         "arousal": 0.51, "dominance": 0.32, "valence": 0.43},
-        {"reference": "teacher", "corpus": "demo", "split": "dev", "n": 40,
-         "arousal": 0.8, "dominance": 0.7, "valence": 0.6},
+BASE = read_manifest((Path(__file__).parent / "data/registry-v1/models/toy-w2s/1/"
+                      "manifest.json").read_text())
+
+
+def _manifest(**changes) -> Manifest:
+    """The schema-1 fixture's manifest with ``changes`` (validated again)."""
+    data = BASE.model_copy(deep=True, update=changes).model_dump(by_alias=True)
+    data.pop("uri")
+    return Manifest.model_validate(data)
+
+
+MANIFEST = _manifest(
+    name="ser-wav2small", version=3, params=10897, min_samples=1024, warnings=[],
+    files={"model.onnx": FileEntry(sha256="0" * 64, bytes=301_000),
+           "model.int8.onnx": FileEntry(sha256="1" * 64, bytes=120_500)},
+    serving=Serving(default_file="model.int8.onnx",
+                    reason="int8 is faster: 4.2 ms vs fp32 6.0 ms per 5 s clip"),
+    license=License(id="cc-by-nc-sa-4.0", source="teacher t", restricts_use=True,
+                    warning=None),
+    provenance=BASE.provenance.model_copy(update={
+        "teacher_id": "w2v2-tiny-ft", "student": "wav2small", "run_id": "wav2small-r1"}),
+    ccc=[
+        CccRow(reference="teacher", corpus="demo-pool", split="dev", n=300, source="metrics",
+               arousal=0.931, dominance=0.912, valence=0.954),
+        CccRow(reference="human", corpus="demo-pool", split="dev", n=290, source="metrics",
+               arousal=0.51, dominance=0.32, valence=0.43),
+        CccRow(reference="teacher", corpus="demo", split="dev", n=40, source="metrics",
+               arousal=0.8, dominance=0.7, valence=0.6),
     ],
-    "performance": {"int8": {"latency_ms": 4.25, "peak_rss_increase_mb": 7.5},
-                    "fp32": {"latency_ms": 6.0, "peak_rss_increase_mb": 9.0}},
-    "training_run": {"corpora": ["demo-pool"]},
-}
+    performance=ManifestPerformance(
+        gflop_per_clip=None, cpu_peak=None, int8_speedup_vs_fp32=None,
+        int8=Figures(latency_ms=4.25, peak_rss_increase_mb=7.5),
+        fp32=Figures(latency_ms=6.0, peak_rss_increase_mb=9.0)),
+    training=ManifestTraining(corpora=["demo-pool"]),
+)
 
 
 def _front(card: str) -> dict:
@@ -63,18 +86,37 @@ def test_table_row_joins_references_and_costs():
     assert "| demo-pool | dev | 300 | 0.510 | 0.320 | 0.430 | 0.931 | 0.912 | 0.954 | " \
            "10,897 | 120.5 | 4.2 | 7.5 |" in card
     assert 'ort.InferenceSession("model.int8.onnx"' in card and "audonnx.load" in card
+    assert "serves `model.int8.onnx`: int8 is faster" in card
 
 
 def test_fp32_only_and_unknown_licence():
-    manifest = copy.deepcopy(MANIFEST)
-    del manifest["files"]["model.int8.onnx"]
-    manifest["default_file"] = "model.int8.onnx"  # names a file that was not published
-    manifest["license"] = {"id": "unknown"}
+    manifest = _manifest(
+        **{k: getattr(MANIFEST, k) for k in ("ccc", "performance", "provenance", "training")},
+        files={"model.onnx": MANIFEST.files["model.onnx"]},
+        serving=Serving(default_file="model.onnx", reason="no int8 file (int8 parity A 0.9)"),
+        license=License(id="unknown", source="teacher x", restricts_use=None, warning=None))
     row = table_rows(manifest)[0]
     assert row["int8_kb"] is None and row["ms_per_5s"] == 6.0  # the fp32 figures
     card = model_card(manifest)
     front = _front(card)
     assert (front["license"], front["license_name"]) == ("other", "unknown")
+    assert 'ort.InferenceSession("model.onnx"' in card
+    assert "serves `model.onnx`: no int8 file (int8 parity A 0.9)." in card
+    assert "#int8` serves it" not in card  # there is no int8 file to point at
+    with pytest.raises(ValidationError, match="not among the files"):
+        _manifest(files=manifest.files, serving=MANIFEST.serving)  # serves a missing file
+
+
+def test_card_states_the_served_file_and_its_costs():
+    manifest = _manifest(**{k: getattr(MANIFEST, k) for k in (
+        "files", "ccc", "performance", "provenance", "training", "params", "license")},
+        serving=Serving(default_file="model.onnx",
+                        reason="fp32 is faster: 6.0 ms vs int8 9.0 ms per 5 s clip"))
+    row = table_rows(manifest)[0]
+    assert (row["int8_kb"], row["ms_per_5s"], row["peak_rss_mb"]) == (120.5, 6.0, 9.0)
+    card = model_card(manifest)
+    assert "serves `model.onnx`: fp32 is faster: 6.0 ms vs int8 9.0 ms per 5 s clip." in card
+    assert "`registry://toy-w2s@1#int8` serves it" in card
     assert 'ort.InferenceSession("model.onnx"' in card
 
 
@@ -84,12 +126,13 @@ def test_publish_writes_the_card_and_its_snippet_runs(exported, tmp_path):  # no
     manifest = registry.publish(exported["result"], name="card-w2s")
     folder = tmp_path / "registry" / "models" / "card-w2s" / "1"
     card = (folder / CARD_FILE).read_text()
-    assert card == model_card({k: v for k, v in manifest.items() if k != "db"})
+    assert card == model_card(manifest)
     front = _front(card)
-    assert front["license"] == manifest["license"]["id"]
+    assert front["license"] == manifest.license.id
     assert front["model-index"][0]["name"] == "card-w2s"
+    assert f"serves `{manifest.serving.default_file}`: {manifest.serving.reason}" in card
     # the card's ONNX Runtime recipe, run as written on a one-second signal
-    session = ort.InferenceSession(str(folder / "model.int8.onnx"),
+    session = ort.InferenceSession(str(folder / manifest.serving.default_file),
                                    providers=["CPUExecutionProvider"])
     signal = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
     (logits,) = session.run(["logits"], {"signal": signal[None, :].astype(np.float32)})
@@ -98,6 +141,6 @@ def test_publish_writes_the_card_and_its_snippet_runs(exported, tmp_path):  # no
 
 @pytest.mark.parametrize("missing", ["ccc", "performance"])
 def test_card_without_metrics_or_timings_still_renders(missing):
-    manifest = {k: v for k, v in MANIFEST.items() if k != missing}
+    manifest = MANIFEST.model_copy(update={missing: [] if missing == "ccc" else None})
     card = model_card(manifest)
     assert "## Results" in card and "–" in card

@@ -13,7 +13,8 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from onnx_runs import make_run
 
-from ser_pipeline import export
+from ser_pipeline.cpu import KINDS, cpu_info
+from ser_pipeline.export import graph, int8
 from ser_pipeline.quantize import (
     MAX_SAFE_S8_WEIGHT,
     STUDENT_RECIPES,
@@ -21,7 +22,6 @@ from ser_pipeline.quantize import (
     Int8Recipe,
     Int8SafetyError,
     check_int8_safe,
-    cpu_info,
     quantize,
     saturation_risks,
 )
@@ -42,16 +42,16 @@ def student(tmp_path_factory: pytest.TempPathFactory) -> dict:
     lake, run_id, records = make_run(str(work / "lake"), n=24, n_dev=8)
     model, _ = load_run_model(lake, run_id)
     fp32 = work / "model.onnx"
-    export.export_fp32(model, fp32, metadata={})
-    pre, _ = export._preprocess(fp32, work / "pre.onnx")
-    export._name_nodes(pre)
-    return {"work": work, "fp32": fp32, "pre": pre, "front": export._front_end_nodes(pre),
+    graph.export_fp32(model, fp32, metadata={})
+    pre, _ = int8.preprocess(fp32, work / "pre.onnx")
+    graph.name_nodes(pre)
+    return {"work": work, "fp32": fp32, "pre": pre, "front": graph.front_end_nodes(pre),
             "calibration": [r["signal"] for r in records[8:]]}
 
 
 def quantized(student: dict, recipe: Int8Recipe) -> onnx.ModelProto:
     out = student["work"] / f"{recipe.name}.onnx"
-    quantize(recipe, student["pre"], out, calibration=export._ClipReader(student["calibration"]),
+    quantize(recipe, student["pre"], out, calibration=int8.ClipReader(student["calibration"]),
              nodes_to_exclude=student["front"])
     return onnx.load(str(out))
 
@@ -98,13 +98,12 @@ def test_every_shipped_student_recipe_is_saturation_free(student):
 def test_exporter_rejects_a_saturation_prone_candidate(student):
     work = student["work"] / "candidates"
     work.mkdir()
-    candidates = export.quantize_candidates(student["fp32"], work, student["calibration"],
-                                            recipes=(TODAYS_U8S8, STUDENT_RECIPES[0]))
-    unsafe, safe = candidates
-    assert unsafe["risks"] and "path" not in unsafe and "rejected" in unsafe["error"]
-    assert unsafe["recipe"]["weight_type"] == "int8" and not unsafe["recipe"]["reduce_range"]
-    assert safe["risks"] == [] and safe["path"]
-    assert safe["recipe"]["nodes_excluded"] == student["front"]
+    (unsafe, unsafe_path), (safe, safe_path) = int8.quantize_candidates(
+        student["fp32"], work, student["calibration"], recipes=(TODAYS_U8S8, STUDENT_RECIPES[0]))
+    assert unsafe.risks and unsafe_path is None and "rejected" in unsafe.error
+    assert unsafe.recipe.weight_type == "int8" and not unsafe.recipe.reduce_range
+    assert safe.risks == [] and safe_path is not None and safe_path.is_file()
+    assert safe.recipe.nodes_excluded == student["front"]
 
 
 def test_teacher_matmuls_are_flagged_with_s8_weights_and_not_with_the_recipe(tmp_path):
@@ -125,8 +124,8 @@ def test_teacher_matmuls_are_flagged_with_s8_weights_and_not_with_the_recipe(tmp
 
 def test_cpu_info_names_a_kind_from_the_flags():
     info = cpu_info()
-    assert info["machine"] and isinstance(info["flags"], dict)
-    if info["machine"] in ("x86_64", "amd64"):
-        vnni = info["flags"]["avx512_vnni"] or info["flags"]["avx_vnni"]
-        assert ("no VNNI" in info["kind"]) == (info["flags"]["avx2"] and not vnni)
-        assert info["kind"] in ("AVX-512 with VNNI", "AVX2 with AVX-VNNI") if vnni else True
+    assert info.machine and isinstance(info.flags, dict) and info.kind in KINDS
+    if info.machine in ("x86_64", "amd64"):
+        vnni = info.flags["avx512_vnni"] or info.flags["avx_vnni"]
+        assert ("no VNNI" in info.kind) == (info.flags["avx2"] and not vnni)
+        assert info.kind in ("AVX-512 with VNNI", "AVX2 with AVX-VNNI") if vnni else True

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import copy
+import hashlib
 import json
+import shutil
 import threading
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -13,15 +15,23 @@ from typer.testing import CliRunner
 
 from ser_pipeline.cli import app
 from ser_pipeline.config import Settings
+from ser_pipeline.cpu import CpuInfo, cpu_info
+from ser_pipeline.hashing import canonical_hash
 from ser_pipeline.onnx_model import OnnxModel, read_metadata
 from ser_pipeline.registry import (
+    MANIFEST_SCHEMA,
+    MANIFEST_SCHEMA_V1,
     IntegrityError,
     ModelNotFoundError,
     Registry,
     RegistryError,
     VersionExistsError,
+    read_manifest,
+    resolve_model,
     resolve_model_uri,
 )
+
+V1 = Path(__file__).parent / "data" / "registry-v1"
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -46,41 +56,51 @@ def _files(registry: Registry) -> set[str]:
 def test_publish_list_show_fetch_round_trip(exported, registry_url, tmp_path):  # noqa: F811
     registry = _registry(registry_url, tmp_path)
     manifest = registry.publish(exported["result"], name="toy-w2s")
-    assert manifest["version"] == 1 and manifest["uri"] == "registry://toy-w2s@1"
-    assert registry.show("toy-w2s") == {k: v for k, v in manifest.items() if k != "db"}
+    assert manifest.version == 1 and manifest.uri == "registry://toy-w2s@1"
+    assert registry.show("toy-w2s") == manifest
     folder = "models/toy-w2s/1"
     assert set(registry.storage.list(folder)) == {f"{folder}/{n}" for n in (
         "model.onnx", "model.int8.onnx", "model.yaml", "manifest.json", "README.md")}
-    for name, info in manifest["files"].items():
+    for name, info in manifest.files.items():
         data = registry.storage.read_bytes(f"{folder}/{name}")
-        assert len(data) == info["bytes"]
-        import hashlib
-        assert hashlib.sha256(data).hexdigest() == info["sha256"]
-    assert manifest["license"]["id"] == "cc-by-nc-sa-4.0" and manifest["warnings"]
-    assert manifest["teacher"]["weights_sha256"] == "ab" * 32
-    assert manifest["lake_snapshot"] == SNAPSHOT and manifest["git_sha"] == "0123abc"
-    assert manifest["ccc"][0]["source"] == "run.best_dev_ccc"
-    assert manifest["ccc"][0]["valence"] == 0.43
-    assert manifest["input"]["name"] == "signal" and manifest["output"]["labels"] == [
+        assert len(data) == info.bytes
+        assert hashlib.sha256(data).hexdigest() == info.sha256
+    assert manifest.license.id == "cc-by-nc-sa-4.0" and manifest.warnings
+    provenance = manifest.provenance
+    assert provenance.teacher_sha256 == "ab" * 32
+    assert provenance.lake_snapshot == SNAPSHOT and provenance.git_sha == "0123abc"
+    assert provenance.input == "signal" and provenance.labels == [
         "arousal", "dominance", "valence"]
-    assert manifest["packages"]["onnxruntime"]
+    assert canonical_hash(provenance.model_dump(mode="json")) == manifest.manifest_hash
+    assert manifest.ccc[0].source == "run.best_dev_ccc" and manifest.ccc[0].valence == 0.43
+    assert manifest.packages["onnxruntime"] and manifest.min_samples == 1024
+    # each fact once: run id, student and teacher appear in provenance and nowhere else
+    text = registry.storage.read_bytes(f"{folder}/manifest.json").decode()
+    stored = json.loads(text)
+    assert stored["schema"] == MANIFEST_SCHEMA and stored["uri"] == "registry://toy-w2s@1"
+    for fact in (provenance.run_id, provenance.teacher_id, provenance.student):
+        assert text.count(json.dumps(fact)) == 1, fact
+    assert "training_run" not in stored and "teacher" not in stored
     # a second publish: version 2, latest moves
     registry.publish(exported["result"], name="toy-w2s")
     rows = registry.list_models()
     assert [(r["name"], r["version"], r["latest"]) for r in rows] == [
         ("toy-w2s", 1, False), ("toy-w2s", 2, True)]
+    assert {r["run_id"] for r in rows} == {exported["run_id"]}
     path = resolve_model_uri("registry://toy-w2s", settings=registry.settings,
                              registry=registry_url)
-    assert path.name == "model.int8.onnx" and "/toy-w2s/2/" in str(path)
-    assert read_metadata(path)["manifest_hash"] == manifest["manifest_hash"]
+    assert path.name == registry.show("toy-w2s", 2).serving.default_file
+    assert "/toy-w2s/2/" in str(path)
+    assert read_metadata(path)["manifest_hash"] == manifest.manifest_hash
     fp32 = resolve_model_uri("registry://toy-w2s@1#fp32", settings=registry.settings,
                              registry=registry_url)
     assert fp32.name == "model.onnx" and OnnxModel(fp32).labels[0] == "arousal"
     # DuckDB models table
     with duckdb.connect(str(tmp_path / "ser.duckdb")) as con:
-        versions = con.execute("SELECT CAST(version AS INTEGER) FROM models "
-                               "WHERE name = 'toy-w2s' ORDER BY 1").fetchall()
-    assert versions == [(1,), (2,)]
+        rows = con.execute("SELECT CAST(version AS INTEGER), student, run_id, teacher_id "
+                           "FROM models WHERE name = 'toy-w2s' ORDER BY 1").fetchall()
+    assert rows == [(v, "wav2small", exported["run_id"], provenance.teacher_id)
+                    for v in (1, 2)]
 
 
 def test_existing_version_is_an_error_and_changes_nothing(exported, registry_url,  # noqa: F811
@@ -126,7 +146,7 @@ def test_interrupted_publish_is_invisible_and_latest_unchanged(exported, registr
     with pytest.raises(VersionExistsError, match="interrupted"):
         good.publish(exported["result"], name="m", version=2, record_db=False)
     checker = _ChecksManifestFirst(registry_url, settings=good.settings)
-    assert checker.publish(exported["result"], name="m", record_db=False)["version"] == 3
+    assert checker.publish(exported["result"], name="m", record_db=False).version == 3
     assert checker.seen == [True]  # latest moved only once the manifest existed
     assert good.latest_version("m") == 3
 
@@ -139,7 +159,7 @@ def test_concurrent_publishes_give_two_complete_versions(exported, registry_url,
     def publish():
         try:
             results.append(Registry(registry_url, settings=registry.settings).publish(
-                exported["result"], name="race", record_db=False)["version"])
+                exported["result"], name="race", record_db=False).version)
         except Exception as error:  # pragma: no cover - reported below
             errors.append(error)
 
@@ -152,7 +172,7 @@ def test_concurrent_publishes_give_two_complete_versions(exported, registry_url,
     assert registry.versions("race") == [1, 2]
     assert registry.latest_version("race") == 2
     for version in (1, 2):
-        assert len(registry.show("race", version)["files"]) == 3
+        assert len(registry.show("race", version).files) == 3
 
 
 def test_sha_mismatch_is_detected(exported, registry_url, tmp_path):  # noqa: F811
@@ -185,10 +205,14 @@ def test_names_are_validated(exported, registry_url, tmp_path):  # noqa: F811
 
 def test_parity_failure_blocks_publish(exported, registry_url, tmp_path):  # noqa: F811
     registry = _registry(registry_url, tmp_path)
-    failed = copy.deepcopy(exported["result"])
-    failed["parity"]["passed"] = False
+    failed = exported["result"].model_copy(deep=True)
+    failed.parity.passed = False
     with pytest.raises(RegistryError, match="parity did not pass"):
         registry.publish(failed, name="m", record_db=False)
+    runless = exported["result"].model_copy(deep=True)
+    runless.run = None  # what export_model (no training run) returns
+    with pytest.raises(RegistryError, match="no training run"):
+        registry.publish(runless, name="m", record_db=False)
     assert registry.names() == []
 
 
@@ -207,10 +231,11 @@ def test_cli_publish_fp32_only_when_int8_fails_then_list_show_predict(tmp_path, 
     summary = json.loads(fp32_only.stdout)
     assert summary["int8_bytes"] is None and summary["int8_withheld"].startswith("int8 parity")
     manifest = Registry(registry).show("toy", 1)
-    assert set(manifest["files"]) == {"model.onnx", "model.yaml"}
-    assert manifest["default_file"] == "model.onnx" and manifest["int8"]["withheld"]
-    assert min(manifest["parity"]["int8_vs_fp32"].values()) < 0.98  # the numbers are kept
-    assert any("int8 withheld" in w for w in manifest["warnings"])
+    assert set(manifest.files) == {"model.onnx", "model.yaml"}
+    assert manifest.serving.default_file == "model.onnx" and manifest.int8.withheld
+    assert manifest.serving.reason.startswith("no int8 file (int8 parity")
+    assert min(manifest.parity.int8_vs_fp32.values()) < 0.98  # the numbers are kept
+    assert any("int8 withheld" in w for w in manifest.warnings)
     shown = runner.invoke(app, ["models", "show", "toy@1", "--registry", registry])
     assert "withheld: int8 parity" in shown.output
     wav = tmp_path / "clip.wav"
@@ -220,8 +245,14 @@ def test_cli_publish_fp32_only_when_int8_fails_then_list_show_predict(tmp_path, 
     predicted = runner.invoke(app, ["predict", "registry://toy@1", str(wav), "--registry",
                                     registry, "--json"])
     assert predicted.exit_code == 0, predicted.output
-    notices = [line for line in predicted.stderr.splitlines() if "using fp32" in line]
+    notices = [line for line in predicted.stderr.splitlines() if "serving fp32" in line]
+    assert len(notices) == 1 and "no int8 file (int8 parity" in notices[0]
+    forced = runner.invoke(app, ["predict", "registry://toy@1#int8", str(wav), "--registry",
+                                 registry, "--json"])
+    assert forced.exit_code == 0, forced.output
+    notices = [line for line in forced.stderr.splitlines() if "using fp32" in line]
     assert len(notices) == 1 and "no int8 model (int8 parity" in notices[0]
+    assert json.loads(forced.stdout) == json.loads(predicted.stdout)
 
     ok = runner.invoke(app, ["publish", "--run", run_id, "--name", "toy", "--lake", lake.url,
                              "--registry", registry, "--engine", "local", "--json"])
@@ -233,8 +264,9 @@ def test_cli_publish_fp32_only_when_int8_fails_then_list_show_predict(tmp_path, 
     assert [(m["version"], m["int8_bytes"] is None) for m in rows] == [(1, True), (2, False)]
     shown = runner.invoke(app, ["models", "show", "toy@2", "--registry", registry, "--json"])
     manifest = json.loads(shown.stdout)
-    assert manifest["run_id"] == run_id and manifest["int8"]["recipe"]["name"]
-    assert manifest["int8"]["parity_machine"]["kind"]
+    assert manifest["provenance"]["run_id"] == run_id and manifest["int8"]["recipe"]["name"]
+    assert manifest["machine"]["kind"] == cpu_info().kind
+    assert manifest["serving"]["measured_on"]["kind"] == cpu_info().kind
     text = runner.invoke(app, ["models", "show", "toy@2", "--registry", registry]).output
     assert "parity_measured_on" in text and "activations uint8" in text
     missing = runner.invoke(app, ["models", "show", "nope", "--registry", registry])
@@ -249,9 +281,9 @@ def test_unwritable_registry_is_a_clear_error_without_secrets(exported, s3_env, 
         registry.publish(exported["result"], name="m", record_db=False)
     assert "testing-secret-key" not in str(caught.value)
     ok = Registry(f"s3://{s3_env['bucket']}/r", settings=settings)
-    manifest = ok.publish(exported["result"], name="m", record_db=False)
-    assert "testing-secret-key" not in json.dumps(manifest)
-    assert "testing-key-id" not in json.dumps(manifest)
+    manifest = ok.publish(exported["result"], name="m", record_db=False).to_json()
+    assert "testing-secret-key" not in manifest
+    assert "testing-key-id" not in manifest
 
 
 def test_audonnx_loads_a_published_folder(exported, tmp_path):  # noqa: F811
@@ -278,3 +310,110 @@ def test_publish_flow(exported, prefect_harness, tmp_path, monkeypatch):  # noqa
                            calibration_clips=4)
     assert summary["uri"] == "registry://flowed@1"
     assert Registry(registry).latest_version("flowed") == 1
+
+
+def _copy_v1(registry_url: str, tmp_path: Path) -> Registry:
+    """The schema-1 version of tests/data published into ``registry_url`` byte for byte."""
+    registry = _registry(registry_url, tmp_path)
+    for path in sorted(V1.rglob("*")):
+        if path.is_file():
+            registry.storage.write_bytes(str(path.relative_to(V1)), path.read_bytes())
+    return registry
+
+
+def test_a_version_published_before_the_typed_manifest_still_works(exported,  # noqa: F811
+                                                                    registry_url, tmp_path):
+    registry = _copy_v1(registry_url, tmp_path)
+    old = json.loads((V1 / "models/toy-w2s/1/manifest.json").read_text())
+    manifest = registry.show("toy-w2s")
+    assert manifest.read_from_schema == MANIFEST_SCHEMA_V1
+    assert (manifest.version, manifest.run_id, manifest.student, manifest.teacher_id) == (
+        1, old["run_id"], old["student"], old["teacher_id"])
+    assert canonical_hash(manifest.provenance.model_dump(mode="json")) == \
+        old["manifest_hash"]
+    assert manifest.training.corpora == old["training_run"]["corpora"]
+    assert manifest.performance.int8.latency_ms == old["performance"]["int8"]["latency_ms"]
+    assert manifest.machine.kind == old["int8"]["parity_machine"]["kind"]
+    assert [r["run_id"] for r in registry.list_models()] == [old["run_id"]]
+    # fetched with every sha256 checked, through the alias written by the old code
+    folder, fetched = registry.fetch("toy-w2s")
+    assert fetched == manifest and (folder / "model.int8.onnx").is_file()
+    # its recorded fp32/int8 latencies choose the file served, as for new manifests
+    latencies = (old["int8"]["fp32_latency_ms"], old["int8"]["int8_latency_ms"])
+    faster = "model.onnx" if latencies[0] < latencies[1] else "model.int8.onnx"
+    path, notice = resolve_model("registry://toy-w2s", settings=registry.settings,
+                                 registry=registry_url)
+    assert path.name == faster and MANIFEST_SCHEMA_V1 in notice and "faster" in notice
+    assert resolve_model("registry://toy-w2s#int8", settings=registry.settings,
+                         registry=registry_url) == (folder / "model.int8.onnx", None)
+    # the old model still runs; a new version lands next to the old one
+    assert OnnxModel(path).predict([exported["records"][0]["signal"]]).shape == (1, 3)
+    assert registry.publish(exported["result"], name="toy-w2s", record_db=False).version == 2
+    assert registry.latest_version("toy-w2s") == 2 and registry.show("toy-w2s", 1) == manifest
+
+
+def test_old_manifest_without_latencies_serves_int8_with_a_note(tmp_path):
+    folder = tmp_path / "toy"
+    shutil.copytree(V1 / "models/toy-w2s/1", folder)
+    old = json.loads((folder / "manifest.json").read_text())
+    del old["int8"]["fp32_latency_ms"], old["int8"]["int8_latency_ms"]
+    (folder / "manifest.json").write_text(json.dumps(old))
+    settings = Settings(cache_dir=str(tmp_path / "cache"))
+    got, notice = resolve_model(str(folder), settings=settings)
+    assert got == folder / "model.int8.onnx"
+    assert "no fp32/int8 latency pair recorded: int8, as before" in notice
+    assert read_manifest(json.dumps(old)).serving.default_file == "model.int8.onnx"
+    assert resolve_model(f"{folder}#fp32", settings=settings) == (folder / "model.onnx", None)
+
+
+@pytest.mark.parametrize(("fp32_ms", "int8_ms", "served"), [
+    (3.0, 9.0, "model.onnx"), (9.0, 3.0, "model.int8.onnx")])
+def test_the_faster_file_is_served_by_default_and_the_card_says_so(
+        exported, tmp_path, fp32_ms, int8_ms, served):  # noqa: F811
+    export = exported["result"].model_copy(deep=True)
+    export.latency.fp32_ms, export.latency.int8_ms = fp32_ms, int8_ms
+    registry = _registry(str(tmp_path / "registry"), tmp_path)
+    manifest = registry.publish(export, name="fast", record_db=False)
+    assert manifest.serving.default_file == served
+    assert (manifest.serving.fp32_ms, manifest.serving.int8_ms) == (fp32_ms, int8_ms)
+    assert manifest.serving.measured_on == cpu_info()
+    settings = registry.settings
+    path, notice = resolve_model("registry://fast", settings=settings,
+                                 registry=registry.url)
+    winner, loser = ("fp32", "int8") if served == "model.onnx" else ("int8", "fp32")
+    assert path.name == served and f"serving {winner} ({served})" in notice
+    assert f"{winner} is faster: 3.0 ms vs {loser} 9.0 ms per 5 s clip" in notice
+    assert len(notice.splitlines()) == 1 and f"#{loser} forces {loser}" in notice
+    for precision, file_name in (("int8", "model.int8.onnx"), ("fp32", "model.onnx")):
+        assert resolve_model(f"registry://fast#{precision}", settings=settings,
+                             registry=registry.url) == (path.parent / file_name, None)
+    card = (tmp_path / "registry/models/fast/1/README.md").read_text()
+    assert f"serves `{served}`: {winner} is faster" in card
+
+
+def test_publishing_on_another_cpu_times_both_files_again(exported, tmp_path):  # noqa: F811
+    export = exported["result"].model_copy(deep=True)
+    export.machine = CpuInfo(machine="aarch64", model="elsewhere", kind="ARM64", flags={})
+    export.latency.fp32_ms = export.latency.int8_ms = 1e6  # not this machine's figures
+    manifest = _registry(str(tmp_path / "registry"), tmp_path).publish(
+        export, name="moved", record_db=False)
+    serving = manifest.serving
+    assert serving.measured_on == cpu_info() and manifest.machine.kind == "ARM64"
+    assert 0 < serving.fp32_ms < 1e5 and 0 < serving.int8_ms < 1e5
+    assert serving.default_file == ("model.onnx" if serving.fp32_ms < serving.int8_ms
+                                    else "model.int8.onnx")
+
+
+def test_unknown_schema_and_renamed_keys_fail_loudly():
+    from pydantic import ValidationError
+
+    old = json.loads((V1 / "models/toy-w2s/1/manifest.json").read_text())
+    current = json.loads(read_manifest(json.dumps(old)).to_json())
+    again = read_manifest(json.dumps(current))  # schema 2 now, the same facts
+    assert again.read_from_schema == MANIFEST_SCHEMA
+    assert again.model_dump() == read_manifest(json.dumps(old)).model_dump()
+    current["servng"] = current.pop("serving")
+    with pytest.raises(ValidationError, match="servng"):
+        read_manifest(json.dumps(current))
+    with pytest.raises(RegistryError, match="upgrade ser-pipeline"):
+        read_manifest(json.dumps({**old, "schema": "ser-pipeline/model-manifest/9"}))

@@ -29,7 +29,7 @@ def evaluate_command(
     run: Annotated[str | None, typer.Option("--run", help="Training run id (its best "
                                             "checkpoint).")] = None,
     model: Annotated[str | None, typer.Option("--model", help="ONNX file, folder with "
-                                              "model.onnx, or registry://name[@version|latest]."
+                                              "model.onnx, or registry://name[@version|latest][#int8|#fp32]."
                                               )] = None,
     corpus: Annotated[list[str] | None, typer.Option("--corpus", help="Corpus to evaluate "
                                                      "(repeat; default: the run's corpora).")
@@ -40,7 +40,11 @@ def evaluate_command(
                                                    "when a corpus has several.")] = None,
     teacher: Annotated[str | None, typer.Option("--teacher", help="Score against this "
                                                 "teacher id (default: the model's).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Equal-length windows per model call.")] = 16,
+    batch_size: Annotated[int, typer.Option(
+        help="Most equal-length windows of one clip per model call.")] = 16,
+    threads: Annotated[int, typer.Option(
+        "--threads", min=1, help="ONNX Runtime threads per session (default 1, the paper's "
+        "one-core setting; shards run in parallel).")] = 1,
     lake: LakeOption = None,
     registry: RegistryOption = None,
     engine: EngineOption = "prefect",
@@ -61,7 +65,8 @@ def evaluate_command(
 
             summary = evaluate(Lake.open(settings=settings), run_id=run, model=model,
                                corpora=corpus or None, splits=splits, split_name=split_name,
-                               teacher_id=teacher, batch_size=batch_size, settings=settings)
+                               teacher_id=teacher, batch_size=batch_size, threads=threads,
+                               settings=settings)
         else:
             from flows.evaluate import evaluate_flow
 
@@ -69,7 +74,8 @@ def evaluate_command(
                                          models=[model] if model else None,
                                          corpora=corpus or None, splits=list(splits),
                                          split_name=split_name, teacher_id=teacher,
-                                         batch_size=batch_size, lake=settings.lake,
+                                         batch_size=batch_size, threads=threads,
+                                         lake=settings.lake,
                                          registry=settings.registry)
             summary = flow_summary["evaluations"][0]
     except (EvaluateError, ValueError, FileNotFoundError, RuntimeError) as error:

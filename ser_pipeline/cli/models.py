@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -20,6 +20,9 @@ from ser_pipeline.cli.common import (
     fail,
     settings_for,
 )
+
+if TYPE_CHECKING:
+    from ser_pipeline.registry import Manifest
 
 models_app = typer.Typer(help="Browse the model registry.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -74,14 +77,15 @@ def list_command(
         emit({"models": rows}, title="models", as_json=True)
         return
     table = Table(title="models", header_style="bold")
-    for column in ("name", "version", "latest", "student", "int8 KB", "dev CCC", "license",
-                   "published"):
+    for column in ("name", "version", "latest", "student", "int8 KB", "serves", "dev CCC",
+                   "license", "published"):
         table.add_column(column)
     for row in rows:
         ccc = row["dev_ccc_mean"]
         add_plain_row(table, row["name"], str(row["version"]), "*" if row["latest"] else "",
                       str(row["student"]),
                       f"{row['int8_bytes'] / 1000:.1f}" if row["int8_bytes"] else "withheld",
+                      "int8" if row["serves"] == "model.int8.onnx" else "fp32",
                       f"{ccc:.3f}" if isinstance(ccc, float) else "-", str(row["license"]),
                       str(row["published_at"])[:19])
     console.print(table)
@@ -103,35 +107,43 @@ def show_command(
     except (RegistryError, ValueError) as error:
         fail(str(error))
     if as_json:
-        emit(manifest, title=ref, as_json=True)
+        emit(manifest.model_dump(mode="json", by_alias=True), title=ref, as_json=True)
         return
-    brief = {key: manifest.get(key) for key in (
-        "uri", "published_at", "student", "run_id", "teacher_id", "lake_snapshot", "git_sha",
-        "default_file")}
-    brief["files"] = {n: f"{i['bytes']} B sha256 {i['sha256'][:16]}..."
-                      for n, i in manifest["files"].items()}
-    brief["ccc"] = {f"{c.get('reference')}/{c.get('split')}/{c.get('corpus')}":
-                    f"A {c.get('arousal')} D {c.get('dominance')} V {c.get('valence')}"
-                    for c in manifest.get("ccc", [])}
-    int8 = manifest.get("int8") or {}
-    recipe = int8.get("recipe") or {}
-    if int8.get("withheld"):
-        brief["int8"] = f"withheld: {int8.get('reason')} (fp32 is served)"
-    elif recipe:
+    emit(show_brief(manifest), title=f"{manifest.name}@{manifest.version}", as_json=False)
+
+
+def show_brief(manifest: Manifest) -> dict[str, Any]:
+    """What ``ser models show`` prints of a manifest (without ``--json``)."""
+    provenance = manifest.provenance
+    brief: dict[str, Any] = {
+        "uri": manifest.uri, "published_at": manifest.published_at,
+        "student": provenance.student, "run_id": provenance.run_id,
+        "teacher_id": provenance.teacher_id, "lake_snapshot": provenance.lake_snapshot,
+        "git_sha": provenance.git_sha,
+        "serves": f"{manifest.serving.default_file}: {manifest.serving.reason}",
+        "files": {n: f"{i.bytes} B sha256 {i.sha256[:16]}..."
+                  for n, i in manifest.files.items()},
+        "ccc": {f"{c.reference}/{c.split}/{c.corpus}":
+                f"A {c.arousal} D {c.dominance} V {c.valence}" for c in manifest.ccc},
+    }
+    int8, recipe = manifest.int8, manifest.int8.recipe
+    if int8.withheld:
+        brief["int8"] = f"withheld: {int8.reason} (fp32 is served)"
+    elif recipe is not None:
         brief["int8"] = (
-            f"{recipe.get('name')}: activations {recipe.get('activation_type')}, weights "
-            f"{recipe.get('weight_type')}, reduce_range {recipe.get('reduce_range')}, "
-            f"per-channel {recipe.get('per_channel')}, ops {', '.join(recipe.get('op_types', []))}"
-            f", {len(recipe.get('nodes_excluded') or [])} nodes kept fp32")
-        if int8.get("int8_latency_ms") and int8.get("fp32_latency_ms"):
-            brief["int8_latency"] = (f"{int8['int8_latency_ms']:.2f} ms vs fp32 "
-                                     f"{int8['fp32_latency_ms']:.2f} ms per 5 s, 1 thread")
-    machine = int8.get("parity_machine") or {}
-    if machine:
-        flags = ", ".join(flag for flag, present in (machine.get("flags") or {}).items()
-                          if present)
-        brief["parity_measured_on"] = f"{machine.get('kind')} ({machine.get('model')}; {flags})"
-    brief["license"] = manifest["license"].get("id")
-    if manifest.get("warnings"):
-        brief["warnings"] = manifest["warnings"]
-    emit(brief, title=f"{manifest['name']}@{manifest['version']}", as_json=False)
+            f"{recipe.name}: activations {recipe.activation_type}, weights "
+            f"{recipe.weight_type}, reduce_range {recipe.reduce_range}, "
+            f"per-channel {recipe.per_channel}, ops {', '.join(recipe.op_types)}"
+            f", {len(recipe.nodes_excluded)} nodes kept fp32")
+    serving = manifest.serving
+    if serving.fp32_ms is not None and serving.int8_ms is not None:
+        brief["latency"] = (f"fp32 {serving.fp32_ms:.2f} ms, int8 {serving.int8_ms:.2f} ms "
+                            f"per {serving.clip_s:g} s clip, {serving.threads} thread(s)")
+    machine = manifest.machine
+    if machine is not None:
+        flags = ", ".join(flag for flag, present in machine.flags.items() if present)
+        brief["parity_measured_on"] = f"{machine.kind} ({machine.model}; {flags})"
+    brief["license"] = manifest.license.id
+    if manifest.warnings:
+        brief["warnings"] = manifest.warnings
+    return brief

@@ -25,11 +25,15 @@ from ser_pipeline.cli.common import (
 @app.command("predict")
 def predict_command(
     model_uri: Annotated[str, typer.Argument(
-        help="registry://NAME[@VERSION|latest][#fp32] or a path to an .onnx file/folder.")],
+        help="registry://NAME[@VERSION|latest][#int8|#fp32] or a path to an .onnx "
+        "file/folder. Without #int8/#fp32 the file the manifest chose at publish (the "
+        "faster one) is served, with a one-line note.")],
     inputs: Annotated[list[str], typer.Argument(help="Audio files or folders.")],
     window_s: Annotated[float, typer.Option("--window-s", help="Window for long files.")] = 10.0,
     overlap_s: Annotated[float, typer.Option("--overlap-s", help="Window overlap.")] = 2.0,
-    threads: Annotated[int, typer.Option("--threads", min=1, help="ONNX Runtime threads.")] = 1,
+    threads: Annotated[int, typer.Option(
+        "--threads", min=1, help="ONNX Runtime threads (default 1, the paper's one-core "
+        "setting).")] = 1,
     registry: RegistryOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -21,6 +21,9 @@ from ser_pipeline.schemas import SAMPLE_RATE
 from ser_pipeline.windows import weighted_average, window_bounds
 
 AUDEERING_LICENSE = "cc-by-nc-sa-4.0"
+#: Markers of the audEERING dimensional models (and ensembles built on them) in a hub id
+#: or a teacher id.
+_AUDEERING_MARKERS = ("audeering", "w2v2-l-robust", "wavlm-large")
 MIN_SAMPLES = 400  # the wav2vec2 feature encoder's receptive field (25 ms at 16 kHz)
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
@@ -355,11 +358,25 @@ def load_torch_model(folder: Path):
     return model, config
 
 
+def license_for_id(name: str | None) -> str | None:
+    """The licence of a teacher's weights as far as its hub id or teacher id tells it
+    (``None``: the name does not say). The one rule the loader and the exporter share.
+
+    Examples:
+        >>> license_for_id("audeering/wav2vec2-large-robust-12-ft-emotion-msp-dim")
+        'cc-by-nc-sa-4.0'
+        >>> license_for_id("my-lab/teacher") is None
+        True
+    """
+    lowered = (name or "").lower()
+    return AUDEERING_LICENSE if any(mark in lowered for mark in _AUDEERING_MARKERS) else None
+
+
 def _license_for(folder: Path, config: dict, hub_id: str | None) -> str | None:
     if config.get("ser_license"):
         return config["ser_license"]
-    if hub_id and hub_id.lower().startswith("audeering/"):
-        return AUDEERING_LICENSE
+    if hub_id and license_for_id(hub_id):
+        return license_for_id(hub_id)
     readme = folder / "README.md"
     if readme.exists():
         for line in readme.read_text(errors="replace").splitlines()[:30]:

@@ -112,7 +112,7 @@ def export_teacher_onnx(spec_or_path: str, out: str | Path, *, opset: int = 18,
              "ser_int8_ccc_vs_fp32": json.dumps(fidelity),
              "ser_int8_fidelity_clips": str(len(signals)),
              "ser_int8_saturation_risks": str(len(risks)),
-             "ser_int8_machine": json.dumps(cpu_info()),
+             "ser_int8_machine": cpu_info().model_dump_json(),
              "ser_fp32_file": fp32.name, "ser_fp32_sha256": _sha256(fp32)}
     _stamp_metadata(quantized, teacher, exporter=exporter, precision="int8", extra=extra)
     quantized.replace(out)

@@ -80,7 +80,7 @@ def test_publish_survives_moderate_faults(exported, proxied, tmp_path):  # noqa:
     for kinds in (proxy.kinds, ("reset_after", "stall")):
         proxy.kinds = kinds
         manifest = registry.publish(exported["result"], name="faulty", record_db=False)
-        published.append(manifest["version"])
+        published.append(manifest.version)
     proxy.set_rate(0.0)
     truth = check_registry(Storage(url, settings=direct_settings(proxied["endpoint_url"])))
     state = truth["faulty"]
@@ -113,7 +113,7 @@ def test_publish_fails_clearly_at_full_fault_rate(exported, proxied, tmp_path,  
         assert "testing-secret-key" not in text
     proxy.rate = 0.0
     truth = check_registry(Storage(url, settings=direct_settings(proxied["endpoint_url"])))
-    assert truth["dead"]["latest"] == first["version"] == truth["dead"]["complete"][-1]
+    assert truth["dead"]["latest"] == first.version == truth["dead"]["complete"][-1]
     record(SUITE, test="publish at 100% faults (3 kinds)", trials=3,
            faults=proxy.faults_injected - faults_before, lost=0, duplicated=0)
 

@@ -1,0 +1,82 @@
+"""What an exported model costs: latency, added peak RSS, GFLOP/s, and the paper's figures.
+
+Every figure comes from the student runner's one timer
+(:func:`ser_pipeline.onnx_model.time_runs`): in this process to rank files against each
+other, in a fresh one (:func:`ser_pipeline.onnx_model.measure`) for memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ser_pipeline.cpu import cpu_peak_gflops
+from ser_pipeline.export.graph import INT8_FILE
+from ser_pipeline.export.result import ExportResult, Measurement, Performance, Target
+from ser_pipeline.onnx_model import measure
+from ser_pipeline.schemas import SAMPLE_RATE
+
+#: The paper's figures for Wav2Small on one core (int8 bytes, ms per 5 s clip, MB RAM).
+WAV2SMALL_TARGETS = {"int8_bytes": 120_000, "latency_ms": 9.0, "peak_rss_increase_mb": 9.0}
+#: Students the paper gives figures for.
+# TODO(lead, at merge): read these from the student family registry in
+# ser_pipeline/students (each family declares its paper targets) and drop this table.
+_PAPER_TARGETS = {"wav2small": WAV2SMALL_TARGETS, "wav2small-72k": WAV2SMALL_TARGETS}
+
+
+def paper_targets_for(student: str) -> dict[str, float] | None:
+    """The paper's figures for ``student`` (``None``: the paper gives none).
+
+    Examples:
+        >>> paper_targets_for("wav2small")["latency_ms"]
+        9.0
+        >>> paper_targets_for("mobilenetv3-s") is None
+        True
+    """
+    return _PAPER_TARGETS.get(student)
+
+
+def count_flops(model: Any, *, seconds: float = 5.0) -> int:
+    """FLOPs of one forward pass on a ``seconds`` clip (conv/matmul, 2 per MAC)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model.eval()(torch.zeros(1, int(SAMPLE_RATE * seconds)))
+    return int(counter.get_total_flops())
+
+
+def performance(model: Any, fp32: Path, int8: Path | None, *, repeats: int = 30,
+                seconds: float = 5.0) -> Performance:
+    """Latency, added peak RSS and achieved GFLOP/s on one thread for a ``seconds`` clip."""
+    flops = count_flops(model, seconds=seconds)
+    peak = cpu_peak_gflops()
+
+    def figures(path: Path) -> Measurement:
+        measured = Measurement(**measure(path, seconds=seconds, repeats=repeats, threads=1))
+        achieved = flops / 1e9 / (measured.latency_ms / 1000)
+        measured.gflops_achieved = achieved
+        measured.fraction_of_fp32_peak = achieved / peak.peak_gflops if peak.peak_gflops \
+            else None
+        return measured
+
+    fp32_figures = figures(fp32)
+    int8_figures = figures(int8) if int8 is not None else None
+    return Performance(
+        clip_s=seconds, threads=1, gflop_per_clip=flops / 1e9, cpu_peak=peak,
+        fp32=fp32_figures, int8=int8_figures,
+        int8_speedup_vs_fp32=fp32_figures.latency_ms / int8_figures.latency_ms
+        if int8_figures else None)
+
+
+def check_targets(result: ExportResult, targets: dict[str, float]) -> dict[str, Target]:
+    """The paper's figures against ours (the int8 file's): ``{figure: Target}``."""
+    int8_file = result.files.get(INT8_FILE)
+    int8_perf = result.performance.int8 if result.performance else None
+    ours = {"int8_bytes": int8_file.bytes if int8_file else None,
+            "latency_ms": int8_perf.latency_ms if int8_perf else None,
+            "peak_rss_increase_mb": int8_perf.peak_rss_increase_mb if int8_perf else None}
+    return {key: Target(ours=ours.get(key), target=target,
+                        met=ours.get(key) is not None and ours[key] <= target)
+            for key, target in targets.items()}

@@ -247,11 +247,21 @@ def upsert_model(db_path: str | Path, manifest: dict[str, Any]) -> None:
              "student": pick("student"), "run_id": pick("run_id"),
              "teacher_id": pick("teacher_id"),
              "params": _int_or_none(pick("params", "model_params")),
-             "size_bytes": _int_or_none(pick("size_bytes", "int8_bytes", "bytes")),
+             "size_bytes": _int_or_none(pick("size_bytes", "int8_bytes", "bytes"))
+             or _served_bytes(manifest),
              "license": None if license_value is None else str(license_value),
              "published_at": pick("published_at", "created_at"),
              "manifest": json.dumps(manifest, sort_keys=True, default=str)},
         )
+
+
+def _served_bytes(manifest: dict[str, Any]) -> int | None:
+    """Size of the file a manifest serves by default (``serving.default_file``)."""
+    serving, files = manifest.get("serving"), manifest.get("files")
+    if not isinstance(serving, dict) or not isinstance(files, dict):
+        return None
+    entry = files.get(serving.get("default_file"))
+    return _int_or_none(entry.get("bytes")) if isinstance(entry, dict) else None
 
 
 # -- build --------------------------------------------------------------------------------

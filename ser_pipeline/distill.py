@@ -144,17 +144,15 @@ def find_completed_run(
     snapshot = {table: lake.parts(table) for table in ("audio", "teacher_labels", "splits")}
     for run_id in reversed(list_runs(lake)):
         try:
-            meta = read_run_meta(lake, run_id)
+            run = read_run_meta(lake, run_id)
         except Exception:  # noqa: BLE001 - a half-written run folder is simply not a match
             continue
-        if (meta.get("student") != student or meta.get("teacher_id") != teacher_id
-                or meta.get("seed") != seed or meta.get("status") not in FINISHED
-                or not meta.get("best_checkpoint")):
+        if (run.student != student or run.teacher_id != teacher_id or run.seed != seed
+                or run.status not in FINISHED or not run.best_checkpoint):
             continue
-        recorded = meta.get("hyperparams") or {}
-        if any(recorded.get(key) != value for key, value in hyperparams.items()):
+        if any(run.hyperparams.get(key) != value for key, value in hyperparams.items()):
             continue
-        if {k: sorted(v) for k, v in (meta.get("lake_snapshot") or {}).items()} != {
+        if {k: sorted(v) for k, v in (run.lake_snapshot or {}).items()} != {
                 k: sorted(v) for k, v in snapshot.items()}:
             continue
         return run_id

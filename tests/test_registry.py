@@ -97,10 +97,12 @@ def test_publish_list_show_fetch_round_trip(exported, registry_url, tmp_path):  
     assert fp32.name == "model.onnx" and OnnxModel(fp32).labels[0] == "arousal"
     # DuckDB models table
     with duckdb.connect(str(tmp_path / "ser.duckdb")) as con:
-        rows = con.execute("SELECT CAST(version AS INTEGER), student, run_id, teacher_id "
-                           "FROM models WHERE name = 'toy-w2s' ORDER BY 1").fetchall()
-    assert rows == [(v, "wav2small", exported["run_id"], provenance.teacher_id)
-                    for v in (1, 2)]
+        rows = con.execute("SELECT CAST(version AS INTEGER), student, run_id, teacher_id, "
+                           "size_bytes FROM models WHERE name = 'toy-w2s' ORDER BY 1"
+                           ).fetchall()
+    served = [registry.show("toy-w2s", v) for v in (1, 2)]
+    assert rows == [(m.version, "wav2small", exported["run_id"], provenance.teacher_id,
+                     m.files[m.serving.default_file].bytes) for m in served]
 
 
 def test_existing_version_is_an_error_and_changes_nothing(exported, registry_url,  # noqa: F811

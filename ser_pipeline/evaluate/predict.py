@@ -18,6 +18,7 @@ from ser_pipeline.audio import decode_flac
 from ser_pipeline.evaluate.predictors import Predictor
 from ser_pipeline.lake import Lake, content_key, utcnow
 from ser_pipeline.onnx_model import predict_clip
+from ser_pipeline.quarantine import QuarantineRow
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,10 @@ class ShardOutcome:
     first_error: str | None
 
 
-# TODO(lead, at merge): build these with the data helper's shared quarantine-row builder
-# (one builder for ingest, label and evaluate) instead of this private one.
 def _quarantine_row(audio_id: str, corpus: str | None, reason: str, message: str,
                     source_path: str | None = None) -> dict[str, Any]:
-    return {"corpus": corpus, "source_path": source_path, "audio_id": audio_id,
-            "stage": "evaluate", "reason": reason, "message": message,
-            "quarantined_at": utcnow()}
+    return QuarantineRow(stage="evaluate", corpus=corpus, source_path=source_path,
+                         audio_id=audio_id, reason=reason, message=message).to_dict()
 
 
 def predict_shard(lake: Lake, predictor: Predictor, shard: Sequence[tuple[str, str]], *,

@@ -80,22 +80,22 @@ class TorchPredictor:
         """Load a run's best checkpoint; its ``run.json`` supplies teacher and corpora."""
         from ser_pipeline.runs import load_run_model
 
-        model, meta = load_run_model(lake, run_id)
-        weights = lake.storage.read_bytes(meta["best_checkpoint"])
-        options = meta.get("student_options") or {}
+        model, run = load_run_model(lake, run_id)
+        weights = lake.storage.read_bytes(run.best_checkpoint)
         identity = ModelIdentity(
             model=run_id,
-            model_key=content_key("torch", meta["student"], json.dumps(options, sort_keys=True),
+            model_key=content_key("torch", run.student,
+                                  json.dumps(run.student_options, sort_keys=True),
                                   sha256_bytes(weights)),
             model_format="torch",
             run_id=run_id,
-            student=meta["student"],
-            teacher_id=meta.get("teacher_id"),
-            teacher_sha256=meta.get("teacher_sha256"),
+            student=run.student,
+            teacher_id=run.teacher_id,
+            teacher_sha256=run.teacher_sha256,
             params=int(sum(p.numel() for p in model.parameters())),
             size_bytes=len(weights),
-            corpora=list(meta.get("corpora") or []),
-            split_name=meta.get("split_name"),
+            corpora=list(run.corpora or []),
+            split_name=run.split_name,
         )
         return cls(model, identity, batch_size=batch_size)
 

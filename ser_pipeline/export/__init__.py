@@ -33,7 +33,6 @@ from ser_pipeline.export.int8 import quantize_candidates
 from ser_pipeline.export.lake import MAX_CLIP_S, lake_clips, run_ccc
 from ser_pipeline.export.licence import teacher_license
 from ser_pipeline.export.measure import (
-    WAV2SMALL_TARGETS,
     check_targets,
     count_flops,
     paper_targets_for,
@@ -53,7 +52,7 @@ from ser_pipeline.hashing import canonical_hash
 
 __all__ = [
     "EXPORT_SCHEMA", "FP32_FILE", "INPUT_NAME", "INT8_FILE", "INT8_PARITY_MIN", "MAX_CLIP_S",
-    "OUTPUT_NAME", "TORCH_PARITY_MIN", "WAV2SMALL_TARGETS", "ExportError", "ExportResult",
+    "OUTPUT_NAME", "TORCH_PARITY_MIN", "ExportError", "ExportResult",
     "ParityError", "Provenance", "canonical_hash", "ccc_per_dimension", "check_targets",
     "count_flops", "export_fp32", "export_model", "export_run", "int8_withheld_reason",
     "lake_clips", "load_export", "onnx_metadata", "onnx_predict", "paper_targets_for",

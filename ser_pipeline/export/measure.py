@@ -15,17 +15,12 @@ from ser_pipeline.export.graph import INT8_FILE
 from ser_pipeline.export.result import ExportResult, Measurement, Performance, Target
 from ser_pipeline.onnx_model import measure
 from ser_pipeline.schemas import SAMPLE_RATE
-
-#: The paper's figures for Wav2Small on one core (int8 bytes, ms per 5 s clip, MB RAM).
-WAV2SMALL_TARGETS = {"int8_bytes": 120_000, "latency_ms": 9.0, "peak_rss_increase_mb": 9.0}
-#: Students the paper gives figures for.
-# TODO(lead, at merge): read these from the student family registry in
-# ser_pipeline/students (each family declares its paper targets) and drop this table.
-_PAPER_TARGETS = {"wav2small": WAV2SMALL_TARGETS, "wav2small-72k": WAV2SMALL_TARGETS}
+from ser_pipeline.students.families import family_of
 
 
 def paper_targets_for(student: str) -> dict[str, float] | None:
-    """The paper's figures for ``student`` (``None``: the paper gives none).
+    """The paper's figures for ``student`` (``None``: the paper gives none), as its
+    family declares them in :mod:`ser_pipeline.students.families`.
 
     Examples:
         >>> paper_targets_for("wav2small")["latency_ms"]
@@ -33,7 +28,8 @@ def paper_targets_for(student: str) -> dict[str, float] | None:
         >>> paper_targets_for("mobilenetv3-s") is None
         True
     """
-    return _PAPER_TARGETS.get(student)
+    targets = family_of(student).paper_targets
+    return targets.to_dict() if targets is not None else None
 
 
 def count_flops(model: Any, *, seconds: float = 5.0) -> int:

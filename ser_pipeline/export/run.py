@@ -61,6 +61,7 @@ from ser_pipeline.export.result import (
 from ser_pipeline.hashing import canonical_hash, sha256_bytes, sha256_file
 from ser_pipeline.lake import Lake
 from ser_pipeline.onnx_model import DEFAULT_THREADS, latency_ms, measure
+from ser_pipeline.runs import RunInfo
 from ser_pipeline.schemas import LABELS, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -177,20 +178,18 @@ def export_model(
     return result
 
 
-# TODO(lead, at merge): ``meta`` is the run's ``run.json`` as a dict; read it through the
-# typed run info of ser_pipeline/runs.py once that lands. These two are the only readers.
-def _provenance(run_id: str, meta: dict[str, Any], checkpoint_sha256: str) -> Provenance:
+def _provenance(run: RunInfo, checkpoint_sha256: str) -> Provenance:
     return Provenance(
-        run_id=run_id, student=meta["student"],
-        student_options=meta.get("student_options") or {},
-        teacher_id=meta.get("teacher_id"), teacher_sha256=meta.get("teacher_sha256"),
-        lake_snapshot=meta.get("lake_snapshot"), git_sha=meta.get("git_sha"),
-        checkpoint=meta["best_checkpoint"], checkpoint_sha256=checkpoint_sha256,
+        run_id=run.run_id, student=run.student, student_options=run.student_options,
+        teacher_id=run.teacher_id, teacher_sha256=run.teacher_sha256,
+        lake_snapshot=run.lake_snapshot, git_sha=run.git_sha,
+        checkpoint=run.best_checkpoint, checkpoint_sha256=checkpoint_sha256,
         labels=list(LABELS), sample_rate=SAMPLE_RATE, input=INPUT_NAME, output=OUTPUT_NAME)
 
 
-def _training(meta: dict[str, Any]) -> Training:
-    return Training(**{key: meta.get(key) for key in Training.model_fields})
+def _training(run: RunInfo) -> Training:
+    return Training(seed=run.seed, hyperparams=run.hyperparams, corpora=run.corpora,
+                    split_name=run.split_name, best_dev_ccc=run.best_dev_ccc)
 
 
 def export_run(
@@ -227,8 +226,8 @@ def export_run(
     """
     from ser_pipeline.runs import load_run_model
 
-    model, meta = load_run_model(lake, run_id, which="best")
-    split_name = meta.get("split_name")
+    model, run = load_run_model(lake, run_id, which="best")
+    split_name = run.split_name
     parity_ids, parity_signals = lake_clips(lake, split="dev", limit=parity_clips,
                                             split_name=split_name)
     parity_source = "dev split"
@@ -247,8 +246,7 @@ def export_run(
     if len(parity_signals) < 2:
         raise ExportError(f"lake {lake.url} has fewer than 2 clips: parity cannot be checked")
 
-    provenance = _provenance(run_id, meta, sha256_bytes(
-        lake.storage.read_bytes(meta["best_checkpoint"])))
+    provenance = _provenance(run, sha256_bytes(lake.storage.read_bytes(run.best_checkpoint)))
     manifest_hash = canonical_hash(provenance.model_dump(mode="json"))
     result = export_model(
         model, out_dir=out_dir, calibration=calibration, parity_clips=parity_signals,
@@ -258,11 +256,10 @@ def export_run(
     result.parity.audio_ids = parity_ids
     result.parity.calibration_clips = len(calibration)
     result.run = RunExport(
-        provenance=provenance, manifest_hash=manifest_hash, params=meta.get("params"),
+        provenance=provenance, manifest_hash=manifest_hash, params=run.params,
         license=teacher_license(provenance.teacher_id),
-        ccc=run_ccc(lake, run_id, corpora=meta.get("corpora"),
-                    best_dev_ccc=meta.get("best_dev_ccc")),
-        training=_training(meta), lake=lake.url)
+        ccc=run_ccc(lake, run_id, corpora=run.corpora, best_dev_ccc=run.best_dev_ccc),
+        training=_training(run), lake=lake.url)
     targets = paper_targets_for(provenance.student)
     if targets is not None:
         result.run.targets = check_targets(result, targets)

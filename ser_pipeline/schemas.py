@@ -140,6 +140,21 @@ METRICS = pa.schema(
         ("model_params", pa.int64()),
         ("model_bytes", pa.int64()),
         ("evaluated_at", _ts),
+        # Added with bootstrap intervals (ser_pipeline.stats); NULL in rows written before.
+        # global: CCC over all clips (the paper's figure); speaker_mean: the mean of
+        # per-speaker CCCs (then pearson/mae and their intervals are NULL).
+        ("aggregation", pa.string()),
+        ("ccc_lo", pa.float64()),
+        ("ccc_hi", pa.float64()),
+        ("pearson_lo", pa.float64()),
+        ("pearson_hi", pa.float64()),
+        ("mae_lo", pa.float64()),
+        ("mae_hi", pa.float64()),
+        ("ci_level", pa.float64()),  # e.g. 0.95
+        ("ci_method", pa.string()),  # e.g. percentile
+        ("ci_unit", pa.string()),  # speaker | clip: what the bootstrap resampled
+        ("ci_units", pa.int64()),  # how many speakers or clips were resampled
+        ("ci_resamples", pa.int64()),
     ]
 )
 

@@ -52,7 +52,8 @@ WITH split_of AS (
            max(n) FILTER (WHERE reference = 'teacher') AS n,
            max(model_params) AS model_params
     FROM latest_metrics
-    WHERE ($corpus IS NULL OR corpus = $corpus)
+    WHERE aggregation = 'global'
+      AND ($corpus IS NULL OR corpus = $corpus)
       AND ($split IS NULL OR split = $split)
       AND ($teacher_id IS NULL OR teacher_id = $teacher_id)
     GROUP BY ALL

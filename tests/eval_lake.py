@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from lakes import add_teacher_labels, make_audio_lake
 
-from ser_pipeline.evaluate import ModelIdentity, evaluate
+from ser_pipeline.evaluate import ModelIdentity, compare, evaluate
 from ser_pipeline.lake import Lake, content_key, utcnow
 from ser_pipeline.students import MIN_SAMPLES
 
@@ -58,9 +58,10 @@ def write_splits(lake: Lake, records: list[dict], *, corpus: str = "toy",
 
 
 def evaluated_lake(url: str, *, n: int = 12) -> tuple[Lake, list[dict]]:
-    """A lake with audio, human + teacher labels, splits, a quarantine row, and two
-    evaluated models (so metrics and predictions exist)."""
-    lake, records = make_audio_lake(url, n=n, seconds=(0.5, 1.0))
+    """A lake with audio (speakers with a gender), human + teacher labels, splits, a
+    quarantine row, two evaluated models (so metrics, fairness slices and predictions
+    exist) and their comparison."""
+    lake, records = make_audio_lake(url, n=n, seconds=(0.5, 1.0), genders=("female", "male"))
     add_teacher_labels(lake, records, noise=0.05)
     write_splits(lake, records)
     lake.write_part("quarantine", [{
@@ -70,4 +71,7 @@ def evaluated_lake(url: str, *, n: int = 12) -> tuple[Lake, list[dict]]:
     evaluate(lake, predictor=FeaturePredictor("model-a", params=72_000))
     evaluate(lake, predictor=FeaturePredictor("model-b", student="other", params=2_500_000,
                                               scale=0.5))
+    compare(lake, FeaturePredictor("model-a", params=72_000),
+            FeaturePredictor("model-b", student="other", params=2_500_000, scale=0.5),
+            corpora=["toy"], split="test")
     return lake, records

@@ -254,6 +254,15 @@ def compare_paired(lake: Lake, data: PairedData, a: ModelIdentity, b: ModelIdent
     result = compare_models(data.a, data.b, data.references, units=data.speakers,
                             candidate_name=a.model, baseline_name=b.model, level=level,
                             n_resamples=n_resamples, seed=seed)
+    return store_comparison(lake, data, a, b, result, purpose=purpose)
+
+
+def store_comparison(lake: Lake, data: PairedData, a: ModelIdentity, b: ModelIdentity,
+                     result: PairedComparison, *, purpose: str = COMPARE) -> ModelComparison:
+    """Store ``result`` (a paired comparison of A and B on ``data``) in ``comparisons``
+    under a key hashing both models, the data and the bootstrap options."""
+    r = result.resampling
+    level, n_resamples, seed = r.level, r.n_resamples, r.seed
     scored = "".join(f"{i}|{s}|{pa!r}|{pb!r}|{r!r}\n" for i, s, pa, pb, r in zip(
         data.audio_ids, data.speakers or [None] * len(data.audio_ids), data.a.tolist(),
         data.b.tolist(), data.references.tolist(), strict=True))

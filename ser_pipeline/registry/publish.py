@@ -2,8 +2,9 @@
 
 The version is claimed by the exclusive create of its ``model.onnx``; the other files
 follow, the manifest comes last (a version exists iff it has one), and ``latest.json``
-moves forward by compare-and-swap only once the manifest is there. ``publish_run`` is the
-whole ``ser publish``: export a run, then publish it.
+moves forward by compare-and-swap only once the manifest is there, and only when the
+no-regression gate (:mod:`ser_pipeline.registry.gate`) let the version through.
+``publish_run`` is the whole ``ser publish``: export a run, gate it, publish it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:  # errors botocore raises without translating them to OSError (connection, timeout)
     from botocore.exceptions import BotoCoreError
@@ -34,6 +36,7 @@ from ser_pipeline.registry.errors import (
 from ser_pipeline.registry.manifest import (
     MANIFEST,
     FileEntry,
+    GateRecord,
     Manifest,
     build_manifest,
     serving_for,
@@ -41,6 +44,9 @@ from ser_pipeline.registry.manifest import (
 from ser_pipeline.registry.store import LATEST, YAML_FILE, RegistryStore
 from ser_pipeline.schemas import LABELS
 from ser_pipeline.storage import StorageError, safe_name
+
+if TYPE_CHECKING:
+    from ser_pipeline.lake import Lake
 
 
 def audonnx_yaml(model_file: str = FP32_FILE) -> str:
@@ -62,8 +68,10 @@ class Registry(RegistryStore):
     # -- publish ---------------------------------------------------------------------------
     def publish(self, export: ExportResult | str | Path, *, name: str,
                 version: int | None = None, record_db: bool = True,
-                extra: dict[str, Any] | None = None) -> Manifest:
-        """Publish an export as a new immutable version and move ``latest`` to it.
+                extra: dict[str, Any] | None = None,
+                gate: GateRecord | None = None) -> Manifest:
+        """Publish an export as a new immutable version and move ``latest`` to it, unless
+        the no-regression gate held it back.
 
         Args:
             export: What :func:`ser_pipeline.export.export_run` returned, or its output
@@ -72,6 +80,9 @@ class Registry(RegistryStore):
             version: Explicit version number; default the next free one.
             record_db: Also insert the manifest into the DuckDB ``models`` table.
             extra: More facts for the manifest's ``extra`` section (e.g. a description).
+            gate: The gate's decision (:func:`ser_pipeline.registry.gate.gate_candidate`),
+                recorded in the manifest; ``latest`` moves only when ``gate.promoted``.
+                None (no gate): ``latest`` moves.
 
         Returns:
             The manifest as written.
@@ -120,12 +131,13 @@ class Registry(RegistryStore):
                     raise RegistryError(f"{self._uri(folder, file_name)} appeared during the "
                                         "publish: another writer is using this version")
             manifest = build_manifest(export, name=name, version=version, files=files,
-                                      serving=serving, extra=extra)
+                                      serving=serving, extra=extra, gate=gate)
             from ser_pipeline.model_card import CARD_FILE, model_card  # README.md (HF-style)
 
             self._create_in_claimed(f"{folder}/{CARD_FILE}", model_card(manifest).encode())
             self._write_manifest(folder, manifest)
-            self._update_latest(name, version, manifest)
+            if gate is None or gate.promoted:
+                self._update_latest(name, version, manifest)
         except RegistryError:
             raise
         except (OSError, StorageError, PermissionError, BotoCoreError) as error:
@@ -174,8 +186,28 @@ class Registry(RegistryStore):
         if not self._create_in_claimed(f"{folder}/{MANIFEST}", manifest.to_json().encode()):
             raise RegistryError(f"{self._uri(folder, MANIFEST)} already exists")
 
-    def _update_latest(self, name: str, version: int, manifest: Manifest) -> bool:
-        """Point ``latest`` at ``version`` unless it already points at a newer one."""
+    def promote(self, name: str, version: int) -> Manifest:
+        """Point ``latest`` at ``name@version``, in either direction: the way to promote a
+        version the gate held back, or to roll back (``ser models promote``).
+
+        Raises:
+            ModelNotFoundError: no such complete version.
+            RegistryError: the alias cannot be written.
+        """
+        manifest = self.show(name, version)
+        try:
+            self._update_latest(name, version, manifest, force=True)
+        except (OSError, StorageError, PermissionError, BotoCoreError) as error:
+            raise RegistryError(
+                f"registry {redact(self.url)} cannot be written ({type(error).__name__}: "
+                f"{redact(str(error), self.settings)}); check the URL, bucket and credentials"
+            ) from None
+        return manifest
+
+    def _update_latest(self, name: str, version: int, manifest: Manifest, *,
+                       force: bool = False) -> bool:
+        """Point ``latest`` at ``version`` unless it already points at a newer one (with
+        ``force``: whatever it points at)."""
         alias = f"{self._dir(name)}/{LATEST}"
         manifest_bytes = self.storage.read_bytes(f"{self._dir(name, version)}/{MANIFEST}")
         record = json.dumps({"name": name, "version": version,
@@ -185,7 +217,8 @@ class Registry(RegistryStore):
                             indent=2).encode()
         for attempt in range(50):
             current, token = self.storage.read_versioned(alias)
-            if current is not None and json.loads(current).get("version", 0) >= version:
+            if current is not None and not force and \
+                    json.loads(current).get("version", 0) >= version:
                 return False
             if self.storage.replace_if_match(alias, record, token=token):
                 return True
@@ -207,6 +240,27 @@ class Registry(RegistryStore):
 
 
 
+def publish_gated(lake: Lake, export: ExportResult | str | Path, *, name: str,
+                  registry: Registry, version: int | None = None,
+                  gate_corpora: Sequence[str] | None = None, gate_split: str = "dev",
+                  allow_regression: bool = False, record_db: bool = True,
+                  settings: Settings | None = None) -> Manifest:
+    """Publish an export behind the no-regression gate: compare it with ``latest`` of
+    ``name`` on the gate corpora's split (default: the run's training corpora, ``dev``)
+    and move ``latest`` only when it is not significantly worse, or with
+    ``allow_regression`` (:mod:`ser_pipeline.registry.gate`). A held-back candidate is
+    still published, as a version ``latest`` does not point at."""
+    from ser_pipeline.registry.gate import gate_candidate
+
+    if not isinstance(export, ExportResult):
+        export = load_export(export)
+    gate = gate_candidate(lake, export, registry=registry, name=name, corpora=gate_corpora,
+                          split=gate_split, allow_regression=allow_regression,
+                          settings=settings or registry.settings)
+    return registry.publish(export, name=name, version=version, record_db=record_db,
+                            gate=gate)
+
+
 def publish_run(
     lake_url: str | None,
     run_id: str,
@@ -218,8 +272,12 @@ def publish_run(
     out_dir: str | Path | None = None,
     calibration_clips: int = 32,
     record_db: bool = True,
+    gate_corpora: Sequence[str] | None = None,
+    gate_split: str = "dev",
+    allow_regression: bool = False,
 ) -> dict[str, Any]:
-    """Export a run (fp32 + int8, parity checked) and publish it: the whole ``ser publish``.
+    """Export a run (fp32 + int8, parity checked) and publish it behind the no-regression
+    gate (:func:`publish_gated`): the whole ``ser publish``.
 
     Parity runs before anything touches the registry; a :class:`ParityError` leaves it
     unchanged. Returns :func:`publish_summary` of the manifest.
@@ -234,7 +292,10 @@ def publish_run(
     with tempfile.TemporaryDirectory(prefix="ser-export-") as tmp:
         export = export_run(lake, run_id, out_dir=out_dir or tmp,
                             calibration_clips=calibration_clips)
-        manifest = target.publish(export, name=name, version=version, record_db=False)
+        manifest = publish_gated(lake, export, name=name, registry=target, version=version,
+                                 gate_corpora=gate_corpora, gate_split=gate_split,
+                                 allow_regression=allow_regression, record_db=False,
+                                 settings=settings)
     return publish_summary(manifest, db=target.record_db(manifest) if record_db else None)
 
 
@@ -253,4 +314,6 @@ def publish_summary(manifest: Manifest, *, db: str | None = None) -> dict[str, A
         "int8_latency_ms": perf.int8.latency_ms if perf and perf.int8 else None,
         "serves": manifest.serving.default_file, "serving_reason": manifest.serving.reason,
         "license": manifest.license.id, "warnings": manifest.warnings, "db": db,
+        "latest": manifest.gate is None or manifest.gate.promoted,
+        "gate": manifest.gate.reason if manifest.gate is not None else None,
     }

@@ -79,6 +79,13 @@ def test_paper_table_rows(db: Path, tmp_path: Path) -> None:
 
     own = tmp_path / "paper.duckdb"  # the registry writes into `models`: keep the fixture's
     shutil.copy(db, own)
+    with connect(own, read_only=False) as con:  # intervals as evaluate records them
+        con.execute("UPDATE metrics SET aggregation = 'global', ccc_lo = ccc - 0.05, "
+                    "ccc_hi = least(ccc + 0.03, 1), ci_level = 0.95, ci_method = 'percentile', "
+                    "ci_unit = 'speaker', ci_units = 2, ci_resamples = 1000")
+        # a per-speaker mean row beside each global one: not the paper's figure
+        con.execute("INSERT INTO metrics SELECT * REPLACE ('speaker_mean' AS aggregation, "
+                    "0.99 AS ccc) FROM metrics")
     upsert_model(own, {
         "name": "toy-a", "version": 1, "run_id": "model-a", "params": 72_000,
         "uri": "registry://toy-a@1", "published_at": "2026-01-01T00:00:00+00:00",
@@ -112,8 +119,26 @@ def test_paper_table_rows(db: Path, tmp_path: Path) -> None:
     assert (published["params"], published["int8_kb"], published["ms_per_5s"],
             published["peak_rss_mb"], published["published_as"]) == (
         72_000, 120.5, 9.5, 8.0, "registry://toy-a@1")
+    assert published["cost_file"] == "model.int8.onnx"  # no serving decision: int8, as then
+    assert published["model_id"] == "model-a"
+    assert published["teacher_arousal_lo"] == pytest.approx(published["teacher_arousal"] - 0.05)
+    assert (published["ci_level"], published["ci_unit"], published["ci_units"]) == (
+        0.95, "speaker", 2)
     unpublished = next(r for r in table if (r["split"], r["model"]) == ("test", "other"))
     assert unpublished["params"] == 2_500_000 and unpublished["int8_kb"] is None
+    # a newer version serving fp32 (manifest schema 2): the cost is the served file's
+    upsert_model(own, {
+        "name": "toy-a", "version": 2, "provenance": {"run_id": "model-a"}, "params": 72_000,
+        "published_at": "2026-02-01T00:00:00+00:00",
+        "files": {"model.onnx": {"bytes": 300_000}, "model.int8.onnx": {"bytes": 120_500}},
+        "serving": {"default_file": "model.onnx", "fp32_ms": 5.9, "int8_ms": 9.4},
+        "performance": {"fp32": {"latency_ms": 6.0, "peak_rss_increase_mb": 7.0},
+                        "int8": {"latency_ms": 9.5, "peak_rss_increase_mb": 8.0}}})
+    columns, rows = run_report(own, "paper_table", params={"split": "test"})
+    served = next(dict(zip(columns, r, strict=True)) for r in rows
+                  if r[columns.index("model")] == "feature")
+    assert (served["ms_per_5s"], served["peak_rss_mb"], served["cost_file"],
+            served["published_as"]) == (6.0, 7.0, "model.onnx", "registry://toy-a@2")
     _, dev_rows = run_report(own, "paper_table", params={"split": "dev"})
     assert dev_rows and {r[columns.index("split")] for r in dev_rows} == {"dev"}
     assert run_report(own, "paper_table", params={"corpus": "'; DROP TABLE models; --"})[1] == []
@@ -163,7 +188,7 @@ def test_html_report_embeds_decodable_pngs(db: Path, tmp_path: Path) -> None:
     for data in images:
         png = base64.b64decode(data, validate=True)
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
-    assert "model-a" in page and "<table>" in page
+    assert "model-a" in page and "<table class='compact'>" in page
     # the paper's table comes first, with a row per (corpus, split, model)
     assert page.index("The paper's table") < page.index("<h2>Leaderboard</h2>")
     assert summary["paper_table_rows"] == len(run_report(db, "paper_table")[1]) > 0

@@ -18,8 +18,8 @@ Examples:
     '0.94 [.92,.96]'
     >>> Figure(-0.031, -0.052, 0.004).text(compact=True)
     '-0.03 [-.05,.00]'
-    >>> Figure(None).text(), Figure(0.5).text()
-    ('–', '0.500')
+    >>> Figure(None).text(), Figure(0.5).text(), Figure(-0.0004, -0.003, 0.002).text()
+    ('–', '0.500', '0.000 [-0.003, 0.002]')
     >>> block = Block("demo · dev", ("model", "A"), (("wav2small", Figure(0.94, 0.92, 0.96)),))
     >>> print(markdown([Layout("wide", (block,), ("wav2small: run wav2small-1",))]))
     **demo · dev**
@@ -65,13 +65,13 @@ class Figure:
         if value is None:
             return MISSING
         places = 2 if compact else digits
-        main = f"{value:.{places}f}"
+        main = _fixed(value, places)
         lo, hi = _finite(self.lo), _finite(self.hi)
         if lo is None or hi is None:
             return main
         if compact:
             return f"{main} [{_bare(lo, places)},{_bare(hi, places)}]"
-        return f"{main} [{lo:.{places}f}, {hi:.{places}f}]"
+        return f"{main} [{_fixed(lo, places)}, {_fixed(hi, places)}]"
 
     def parts(self, *, digits: int = 3) -> tuple[str, str]:
         """``(value, interval)`` for a two-line HTML cell."""
@@ -119,9 +119,15 @@ def _finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _fixed(value: float, places: int) -> str:
+    """``value`` to ``places`` decimals, without a minus on a value that rounds to zero."""
+    text = f"{value:.{places}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
 def _bare(value: float, places: int) -> str:
     """``0.92`` -> ``.92``, ``-0.05`` -> ``-.05`` (for compact intervals)."""
-    text = f"{value:.{places}f}"
+    text = _fixed(value, places)
     if text.startswith("0."):
         return text[1:]
     if text.startswith("-0."):
@@ -156,7 +162,8 @@ def rich_table(block: Block, *, compact: bool = False) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False,
+                  collapse_padding=True, show_edge=False)
     last = len(block.headers) - 1
     for index, header in enumerate(block.headers):
         fold = block.fold_last and index == last
@@ -507,7 +514,7 @@ def robustness_layouts(records: Sequence[Mapping[str, Any]]) -> list[Layout]:
         f"unchanged >= {100 * float(first.get('min_unchanged_share')):g}% of clips "
         "(|clean - perturbed| < 0.05); pass/fail on the point values, as ser-tests does",
         "drop = clean CCC - perturbed CCC, with a paired " + _interval_phrase(records)]
-    wide, stacked = [], []
+    wide, stacked, narrow = [], [], []
     groups = _groups(records, ("model", "corpus", "split", "reference", "teacher_id"))
     for (model, corpus, split, reference, _teacher), rows in groups.items():
         by_perturbation = _groups(rows, ("perturbation",))
@@ -516,7 +523,7 @@ def robustness_layouts(records: Sequence[Mapping[str, Any]]) -> list[Layout]:
         title = f"{model} · {corpus} · {split} · vs {reference} · {n} clips"
         clean_note = "clean CCC: " + ", ".join(
             f"{_DIM[d]} {clean[d].text()}" for d in LABELS if d in clean)
-        wide_rows, stacked_rows = [], []
+        wide_rows, stacked_rows, narrow_rows = [], [], []
         for (name,), entries in by_perturbation.items():
             by_dim = {e["dimension"]: e for e in entries}
             label = PERTURBATION_LABELS.get(str(name), str(name))
@@ -526,20 +533,25 @@ def robustness_layouts(records: Sequence[Mapping[str, Any]]) -> list[Layout]:
                                        for e in ordered) + "%",
                               "pass" if all(e.get("passed") for e in ordered) else "FAIL"))
             for e in ordered:
-                stacked_rows.append((label if e is ordered[0] else "", _DIM[e["dimension"]],
-                                     _figure(e, "perturbed_ccc"), _figure(e, "ccc_drop"),
-                                     _share(e.get("unchanged_share")), _verdict(e)))
+                first_cells = (label if e is ordered[0] else "", _DIM[e["dimension"]])
+                last_cells = (_figure(e, "ccc_drop"), _share(e.get("unchanged_share")),
+                              _verdict(e))
+                stacked_rows.append((*first_cells, _figure(e, "perturbed_ccc"), *last_cells))
+                narrow_rows.append((*first_cells, *last_cells))
         wide.append(Block(title, ("perturbation", *(f"drop {_DIM[d]}" for d in LABELS),
                                   "unchanged A/D/V", "ser-tests"),
                           tuple(wide_rows), notes=(clean_note,)))
         stacked.append(Block(title, ("perturbation", "dim", "CCC perturbed", "drop",
                                      "unch.", "ser-tests"), tuple(stacked_rows), left=2,
                              notes=(clean_note,)))
+        narrow.append(Block(title, ("perturbation", "dim", "drop", "unch.", "ser-tests"),
+                            tuple(narrow_rows), left=2, notes=(clean_note,)))
     notes = tuple(footnotes)
     return [Layout("one row per perturbation", tuple(wide), notes),
             Layout("one row per perturbation", tuple(wide), notes, compact=True),
             Layout("one row per dimension", tuple(stacked), notes),
-            Layout("one row per dimension", tuple(stacked), notes, compact=True)]
+            Layout("one row per dimension", tuple(stacked), notes, compact=True),
+            Layout("one row per dimension, drops only", tuple(narrow), notes, compact=True)]
 
 
 # -- any report ---------------------------------------------------------------------------

@@ -217,13 +217,15 @@ def print_layout(layout: Layout, console: Any) -> None:
     """Print the blocks and footnotes; long footnotes fold, they are never cut."""
     from rich.text import Text
 
-    for block in layout.blocks:
+    for index, block in enumerate(layout.blocks):
+        if index:
+            console.print()
         console.print(Text(block.title, style="bold", overflow="fold"))
         console.print(rich_table(block, compact=layout.compact))
         for note in block.notes:
             console.print(Text(note, overflow="fold"))
-        if block.notes:
-            console.print()
+    if layout.footnotes:
+        console.print()
     for note in layout.footnotes:
         console.print(Text(note, overflow="fold"))
 

@@ -208,3 +208,46 @@ def test_table_report_and_cli_at_80_columns(lake: Lake, exported, tmp_path: Path
     shown = runner.invoke(app, ["report", "robustness", "--db", str(db)])
     assert shown.exit_code == 0 and "…" not in shown.stdout
     assert max(map(len, shown.stdout.splitlines())) <= 80
+
+
+def test_publish_with_robustness_fills_manifest_card_and_table(
+        lake: Lake, exported, tmp_path: Path) -> None:  # noqa: F811
+    from ser_pipeline.config import Settings
+    from ser_pipeline.model_card import CARD_FILE
+    from ser_pipeline.registry import Registry, read_manifest
+    from ser_pipeline.robustness_stage import publish_with_robustness
+
+    url = str(tmp_path / "registry")
+    registry = Registry(url, settings=Settings(registry=url, lake=lake.url,
+                                               db=str(tmp_path / "ser.duckdb")))
+    manifest = publish_with_robustness(registry, exported["result"], lake, name="rob-w2s",
+                                       n_resamples=B, max_clips=8)
+    (section,) = manifest.robustness
+    assert section.file == manifest.serving.default_file  # the served file was tested
+    assert not any("robustness was measured" in w for w in manifest.warnings)
+    assert (section.corpus, section.split, section.reference, section.teacher_id,
+            section.n_clips) == ("toy", "dev", "teacher", TEACHER, 8)
+    assert [c.perturbation for c in section.perturbations] == list(PERTURBATIONS)
+    assert (section.max_ccc_drop, section.min_unchanged_share) == (0.05, 0.90)
+    folder = tmp_path / "registry" / "models" / "rob-w2s" / "1"
+    stored = read_manifest((folder / "manifest.json").read_text())
+    assert stored.robustness == manifest.robustness  # typed, through the JSON
+    rows = lake.read("robustness").to_pylist()
+    assert len(rows) == 24 and {r["model"] for r in rows} == {"rob-w2s@1"}
+    for check in section.perturbations:  # manifest and table say the same
+        for figure in check.dimensions:
+            row = next(r for r in rows if (r["perturbation"], r["dimension"])
+                       == (check.perturbation, figure.dimension))
+            assert (figure.ccc_drop, figure.unchanged_share, figure.passed) == (
+                row["ccc_drop"], row["unchanged_share"], row["passed"])
+    card = (folder / CARD_FILE).read_text()
+    robustness = card[card.index("## Robustness"):card.index("## Which file to run")]
+    assert "ser-tests" in robustness and "rob-w2s@1 · toy · dev · vs teacher · 8 clips" in (
+        robustness)
+    table = [line for line in robustness.splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + len(PERTURBATIONS)  # header + one row per perturbation
+    assert all(line.count("[") == 3 for line in table[1:])  # drops with their intervals
+    # the same suite on the published model finds the rows: nothing recomputed or added
+    later = run_robustness(lake, model="registry://rob-w2s@1", n_resamples=B, max_clips=8,
+                           settings=registry.settings)
+    assert later.records[0].reused and len(lake.parts("robustness")) == 1

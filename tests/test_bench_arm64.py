@@ -160,6 +160,9 @@ def test_prepare_run_compare_flags_only_the_cpu_whose_int8_moved(tmp_path: Path)
     assert np.array_equal(np.load(work / "runs" / "fake-a" / "toy_1" / "int8.npy"), x86)
 
     assert check.main(["compare", "--work", str(work)]) == 0
+    passed = json.loads((out / "arm64_check.json").read_text())
+    assert passed["passed"] is True and len(passed["rows"]) == 2
+    assert passed["arm_spread"] == {"toy@1": {"fp32": 0.0, "int8": 0.0}}
     moved = work / "runs" / "fake-b" / "toy_1" / "int8.npy"
     np.save(moved, np.load(moved) + np.float32(0.05))
     assert check.main(["compare", "--work", str(work)]) == 1
@@ -168,4 +171,7 @@ def test_prepare_run_compare_flags_only_the_cpu_whose_int8_moved(tmp_path: Path)
     assert verdicts == {"fake-a": True, "fake-b": False} and result["passed"] is False
     failed = next(row for row in result["rows"] if row["cpu"] == "fake-b")
     assert failed["int8_arm_vs_x86_max_abs_diff"] == pytest.approx(0.05, abs=1e-6)
+    assert result["arm_spread"]["toy@1"]["int8"] == pytest.approx(0.05, abs=1e-6)
     assert (out / "inputs.npz").is_file()
+    assert np.array_equal(np.load(out / "runs" / "fake-b" / "toy_1" / "int8.npy"),
+                          np.load(moved))

@@ -42,16 +42,16 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 STEPS = ("teacher", "train", "distill")
 #: Share of the budget each step may use; time a step leaves unused passes on.
-SHARES = {"teacher": 0.3, "train": 0.3, "distill": 0.4}
+SHARES = {"teacher": 0.35, "train": 0.25, "distill": 0.4}
 TEACHER_TARGET_AUDIO_S_PER_S = 5000.0
 
 #: Sizes per device kind: the real benchmark on CUDA, a smoke run on the CPU.
 SIZES = {
     "cuda": {
-        "teacher": ["--size", "large", "--clips", "2000", "--precisions", "bf16,fp16",
+        "teacher": ["--size", "large", "--clips", "1500", "--precisions", "bf16,fp16",
                     "--batch-sizes", "32,64,128"],
         "train": ["--clips", "600", "--workers", "0,4"],
-        "distill": {"clips": 200, "seconds": (2.0, 6.0), "max_steps": 150,
+        "distill": {"clips": 160, "seconds": (2.0, 6.0), "max_steps": 100,
                     "students": ["wav2small", "mobilenetv3-s"], "label_batch": 32},
     },
     "cpu": {

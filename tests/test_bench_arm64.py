@@ -133,12 +133,16 @@ def test_signals_are_seeded_and_cover_lengths_and_loudness() -> None:
     first, described = check.make_signals(kind="synthetic", count=10, seed=5)
     again, _ = check.make_signals(kind="synthetic", count=10, seed=5)
     other, _ = check.make_signals(kind="synthetic", count=10, seed=6)
+    assert len(first) == len(described) == 11
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
-    sizes = [s.size for s in first]
+    *sounds, silence = first
+    assert described[-1]["kind"] == "silence" and not silence.any() and silence.size == 16000
+    sizes = [s.size for s in sounds]
     assert min(sizes) < 1600 < max(sizes)  # the padded path and long clips
-    peaks = {round(20 * np.log10(np.abs(s).max() / 0.99)) for s in first}
-    assert len(peaks) >= 3 and peaks <= {-40, -26, -12, 0}
+    peaks = [round(20 * np.log10(np.abs(s).max() / 0.99)) for s in sounds]
+    assert peaks == [d["peak_dbfs"] for d in described[:-1]]
+    assert len(set(peaks)) >= 3 and set(peaks) <= {-40, -26, -12, 0}
 
 
 def test_prepare_run_compare_flags_only_the_cpu_whose_int8_moved(tmp_path: Path) -> None:
@@ -156,7 +160,7 @@ def test_prepare_run_compare_flags_only_the_cpu_whose_int8_moved(tmp_path: Path)
                               timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
     x86 = np.load(work / "runs" / "x86-64" / "toy_1" / "int8.npy")
-    assert x86.shape == (12, 3) and np.ptp(x86, axis=0).min() > 0.01  # outputs vary
+    assert x86.shape == (13, 3) and np.ptp(x86, axis=0).min() > 0.01  # outputs vary
     assert np.array_equal(np.load(work / "runs" / "fake-a" / "toy_1" / "int8.npy"), x86)
 
     assert check.main(["compare", "--work", str(work)]) == 0

@@ -105,6 +105,24 @@ def test_compare_model_fails_on_arm_departure_low_parity_and_fp32_mismatch() -> 
     assert parity["failures"] == [parity["failures"][0]]
     assert "CCC V" in parity["failures"][0] and "(ARM only)" in parity["failures"][0]
 
+    silence = np.arange(20) == 19  # one clip where int8 and fp32 part ways, on x86 too
+    far_x86, far_arm = int8.copy(), int8.copy()
+    far_x86[19] = far_arm[19] = fp32[19] + 0.7
+    masked = check.compare_model(x86={"fp32": fp32, "int8": far_x86},
+                                 arm={"fp32": fp32, "int8": far_arm},
+                                 bounds=bounds, tolerances=tolerances, parity_clips=~silence)
+    assert masked["passed"], masked["failures"]
+    assert masked["int8_arm_vs_fp32_excluded_max_abs_diff"] == pytest.approx(0.7)
+    unmasked = check.compare_model(x86={"fp32": fp32, "int8": far_x86},
+                                   arm={"fp32": fp32, "int8": far_arm},
+                                   bounds=bounds, tolerances=tolerances)
+    assert not unmasked["passed"] and "(x86 too: not ARM-specific)" in unmasked["failures"][0]
+    far_arm[19] += 0.03  # ARM against x86 is checked on the excluded clip as well
+    moved_there = check.compare_model(x86={"fp32": fp32, "int8": far_x86},
+                                      arm={"fp32": fp32, "int8": far_arm}, bounds=bounds,
+                                      tolerances=tolerances, parity_clips=~silence)
+    assert not moved_there["passed"] and "x86 int8 by 0.0300" in moved_there["failures"][0]
+
     absolute = check.compare_model(x86={"fp32": fp32, "int8": int8},
                                    arm={"fp32": fp32, "int8": int8},
                                    bounds={"ccc_min": 0.98, "max_abs_diff": 0.001},

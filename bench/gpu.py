@@ -159,7 +159,7 @@ def distill_step(args: argparse.Namespace, work: Path, timeout: float, env: dict
     def call(name: str, command: list[str]) -> dict:
         started = time.monotonic()
         output = run(command, log=log, timeout=deadline - time.monotonic(), env=env)
-        timings[name] = round(time.monotonic() - started, 1)
+        timings[name] = round(time.monotonic() - started, 2)
         return last_json(output)
 
     # Ingest and label in this process (what `ser ingest/label --engine local` call): two
@@ -167,11 +167,11 @@ def distill_step(args: argparse.Namespace, work: Path, timeout: float, env: dict
     # `ser label --device` runs it.
     started = time.monotonic()
     ingest = ingest_corpus(Lake.open(lake), str(corpus), corpus="gpu-bench", recipe="csv")
-    timings["ingest"] = round(time.monotonic() - started, 1)
+    timings["ingest"] = round(time.monotonic() - started, 2)
     started = time.monotonic()
     label = label_lake(Lake.open(lake), teacher=teacher, device=args.device,
                        batch_size=sizes["label_batch"])
-    timings["label"] = round(time.monotonic() - started, 1)
+    timings["label"] = round(time.monotonic() - started, 2)
     students = [part for student in sizes["students"] for part in ("--student", student)]
     summary = call("distill", [
         *ser, "distill", str(corpus), "--corpus", "gpu-bench", "--recipe", "csv",

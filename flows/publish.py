@@ -28,9 +28,16 @@ def export_task(lake: str, run_id: str, out_dir: str, calibration_clips: int) ->
 
 
 @task(name="publish-model", task_run_name="publish-{name}")
-def publish_task(out_dir: str, *, name: str, registry: str, version: int | None) -> dict:
+def publish_task(out_dir: str, *, name: str, registry: str, version: int | None,
+                 lake: str | None = None, robustness: bool = False) -> dict:
     target = Registry(registry)
-    manifest = target.publish(out_dir, name=name, version=version, record_db=False)
+    if robustness:  # the suite on the file to be served; results in manifest, card, lake
+        from ser_pipeline.robustness_stage import publish_with_robustness
+
+        manifest = publish_with_robustness(target, out_dir, Lake.open(lake), name=name,
+                                           version=version)
+    else:
+        manifest = target.publish(out_dir, name=name, version=version, record_db=False)
     return manifest_summary(manifest, db=target.record_db(manifest))
 
 
@@ -42,15 +49,19 @@ def publish_flow(
     registry: str | None = None,
     version: int | None = None,
     calibration_clips: int = 32,
+    robustness: bool = False,
 ) -> dict:
     """Export ``run_id`` and publish it as ``name`` (next version unless ``version``).
 
+    With ``robustness``, the robustness suite runs on the file to be served before the
+    publish (:func:`ser_pipeline.robustness_stage.publish_with_robustness`).
     Returns the publish summary (also the ``publish-<name>`` table artifact).
     """
     settings = get_settings(lake=lake, registry=registry)
     Registry(settings.registry, settings=settings)  # a bad URL fails before the export
     with tempfile.TemporaryDirectory(prefix="ser-export-") as out_dir:
         path = export_task(settings.lake, run_id, out_dir, calibration_clips)
-        summary = publish_task(path, name=name, registry=settings.registry, version=version)
+        summary = publish_task(path, name=name, registry=settings.registry, version=version,
+                               lake=settings.lake, robustness=robustness)
     publish_summary(summary, key=f"publish-{name}", title=f"published {summary['uri']}")
     return summary

@@ -3,9 +3,9 @@
 ``build_db`` runs ``sql/*.sql`` in name order, in one transaction, so a failed refresh
 leaves the previous file intact:
 
-* small tables are **materialised** (``metrics``, ``runs``; ``models`` is kept across
-  rebuilds and filled by the registry through :func:`upsert_model`), so anyone can query
-  them with nothing but DuckDB, wherever the lake lives;
+* small tables are **materialised** (``metrics``, ``robustness``, ``runs``; ``models`` is
+  kept across rebuilds and filled by the registry through :func:`upsert_model`), so anyone
+  can query them with nothing but DuckDB, wherever the lake lives;
 * large lake tables are **views** over the lake's Parquet (``audio`` without the audio
   bytes, ``human_labels``, ``teacher_labels``, ``splits``, ``predictions``,
   ``quarantine``).
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 #: Lake tables the SQL files may reference as ``{{name}}``.
 LAKE_TABLES = ("audio", "human_labels", "teacher_labels", "splits", "predictions",
-               "quarantine", "drift", "metrics")
+               "quarantine", "drift", "robustness", "metrics")
 #: DuckDB settings for every connection: never download or auto-load extensions.
 DUCKDB_CONFIG = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
 
@@ -103,7 +103,12 @@ def empty_relation(table: str) -> str:
 
 def lake_relation(lake: Lake, table: str) -> tuple[str, bool]:
     """``(sql, exists)``: a ``read_parquet`` over the table's part files, or an empty
-    relation with its columns when it has none."""
+    relation with its columns when it has none.
+
+    The part files are read by name on top of the empty relation, so every column of the
+    table's schema is there even when no part has it yet (parts written before a column
+    was added, e.g. the metrics interval columns): such columns read as NULL.
+    """
     if table not in TABLES:
         raise DatabaseError(f"unknown lake table {table!r}; known: {', '.join(TABLES)}")
     if not lake.parts(table):
@@ -114,8 +119,9 @@ def lake_relation(lake: Lake, table: str) -> tuple[str, bool]:
             f"lake location {lake.url!r} contains one of {''.join(sorted(_GLOB_CHARS))}, "
             "which DuckDB would read as a file pattern; move the lake to a plain path"
         )
-    return (f"read_parquet({sql_literal(base + '/part-*.parquet')}, union_by_name = true, "
-            "hive_partitioning = false)"), True
+    parts = (f"read_parquet({sql_literal(base + '/part-*.parquet')}, union_by_name = true, "
+             "hive_partitioning = false)")
+    return f"(SELECT * FROM {empty_relation(table)} UNION ALL BY NAME SELECT * FROM {parts})", True
 
 
 def render_sql(text: str, relations: dict[str, str]) -> str:
@@ -286,7 +292,7 @@ def build_db(lake: Lake, *, out: str | Path | None = None, settings: Settings | 
     for table in LAKE_TABLES:
         relations[table], exists = lake_relation(lake, table)
         if not exists:
-            kind = "table" if table == "metrics" else "view"
+            kind = "table" if table in ("metrics", "robustness") else "view"
             notices.append(f"lake table {table!r} has no part files yet in {lake.url}: "
                            f"{kind} {table!r} returns 0 rows (rebuild after it appears)")
     runs, run_notices = _runs_table(lake)

@@ -13,6 +13,7 @@ from lakes import add_teacher_labels, make_audio_lake
 
 from ser_pipeline.evaluate import ModelIdentity, evaluate
 from ser_pipeline.lake import Lake, content_key, utcnow
+from ser_pipeline.robustness_stage import run_robustness
 from ser_pipeline.students import MIN_SAMPLES
 
 
@@ -58,8 +59,9 @@ def write_splits(lake: Lake, records: list[dict], *, corpus: str = "toy",
 
 
 def evaluated_lake(url: str, *, n: int = 12) -> tuple[Lake, list[dict]]:
-    """A lake with audio, human + teacher labels, splits, a quarantine row, and two
-    evaluated models (so metrics and predictions exist)."""
+    """A lake with audio, human + teacher labels, splits, a quarantine row, two
+    evaluated models (so metrics and predictions exist) and the robustness suite of the
+    first on its dev clips (so robustness rows exist)."""
     lake, records = make_audio_lake(url, n=n, seconds=(0.5, 1.0))
     add_teacher_labels(lake, records, noise=0.05)
     write_splits(lake, records)
@@ -70,4 +72,6 @@ def evaluated_lake(url: str, *, n: int = 12) -> tuple[Lake, list[dict]]:
     evaluate(lake, predictor=FeaturePredictor("model-a", params=72_000))
     evaluate(lake, predictor=FeaturePredictor("model-b", student="other", params=2_500_000,
                                               scale=0.5))
+    run_robustness(lake, predictor=FeaturePredictor("model-a", params=72_000),
+                   n_resamples=200)
     return lake, records

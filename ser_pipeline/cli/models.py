@@ -34,6 +34,10 @@ def publish_command(
     name: Annotated[str, typer.Option("--name", help="Registry model name.")],
     version: Annotated[int | None, typer.Option(
         "--version", min=1, help="Explicit version (default: the next free number).")] = None,
+    robustness: Annotated[bool, typer.Option(
+        "--robustness", help="Run the robustness suite on the file to be served (the run's "
+        "dev clips vs its teacher) first: results in the manifest, the model card and the "
+        "lake's robustness table.")] = False,
     lake: LakeOption = None,
     registry: RegistryOption = None,
     as_json: JsonOption = False,
@@ -51,10 +55,11 @@ def publish_command(
             from flows.publish import publish_flow
 
             summary = publish_flow(run_id=run, name=name, lake=settings.lake,
-                                   registry=settings.registry, version=version)
+                                   registry=settings.registry, version=version,
+                                   robustness=robustness)
         else:
             summary = publish_run(settings.lake, run, name=name, registry=settings.registry,
-                                  version=version, settings=settings)
+                                  version=version, settings=settings, robustness=robustness)
     except (RegistryError, ExportError, RunError, ValueError) as error:
         fail(f"{error} (registry unchanged)")
     emit(summary, title=f"published {summary['uri']}", as_json=as_json)

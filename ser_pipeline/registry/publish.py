@@ -35,6 +35,7 @@ from ser_pipeline.registry.manifest import (
     MANIFEST,
     FileEntry,
     Manifest,
+    RobustnessSection,
     build_manifest,
     serving_for,
 )
@@ -62,7 +63,8 @@ class Registry(RegistryStore):
     # -- publish ---------------------------------------------------------------------------
     def publish(self, export: ExportResult | str | Path, *, name: str,
                 version: int | None = None, record_db: bool = True,
-                extra: dict[str, Any] | None = None) -> Manifest:
+                extra: dict[str, Any] | None = None,
+                robustness: list[RobustnessSection] | None = None) -> Manifest:
         """Publish an export as a new immutable version and move ``latest`` to it.
 
         Args:
@@ -72,6 +74,9 @@ class Registry(RegistryStore):
             version: Explicit version number; default the next free one.
             record_db: Also insert the manifest into the DuckDB ``models`` table.
             extra: More facts for the manifest's ``extra`` section (e.g. a description).
+            robustness: The robustness suite's results on the served file, for the
+                manifest and the model card
+                (:func:`ser_pipeline.robustness_stage.publish_with_robustness`).
 
         Returns:
             The manifest as written.
@@ -120,7 +125,7 @@ class Registry(RegistryStore):
                     raise RegistryError(f"{self._uri(folder, file_name)} appeared during the "
                                         "publish: another writer is using this version")
             manifest = build_manifest(export, name=name, version=version, files=files,
-                                      serving=serving, extra=extra)
+                                      serving=serving, extra=extra, robustness=robustness)
             from ser_pipeline.model_card import CARD_FILE, model_card  # README.md (HF-style)
 
             self._create_in_claimed(f"{folder}/{CARD_FILE}", model_card(manifest).encode())
@@ -218,11 +223,15 @@ def publish_run(
     out_dir: str | Path | None = None,
     calibration_clips: int = 32,
     record_db: bool = True,
+    robustness: bool = False,
 ) -> dict[str, Any]:
     """Export a run (fp32 + int8, parity checked) and publish it: the whole ``ser publish``.
 
     Parity runs before anything touches the registry; a :class:`ParityError` leaves it
-    unchanged. Returns :func:`publish_summary` of the manifest.
+    unchanged. With ``robustness``, the robustness suite runs on the file to be served
+    (the run's dev clips against its teacher) before the publish, its results go into the
+    manifest and the model card, and its rows into the lake's ``robustness`` table under
+    ``name@version``. Returns :func:`publish_summary` of the manifest.
     """
     from ser_pipeline.export import export_run
     from ser_pipeline.lake import Lake
@@ -234,7 +243,13 @@ def publish_run(
     with tempfile.TemporaryDirectory(prefix="ser-export-") as tmp:
         export = export_run(lake, run_id, out_dir=out_dir or tmp,
                             calibration_clips=calibration_clips)
-        manifest = target.publish(export, name=name, version=version, record_db=False)
+        if robustness:
+            from ser_pipeline.robustness_stage import publish_with_robustness
+
+            manifest = publish_with_robustness(target, export, lake, name=name,
+                                               version=version)
+        else:
+            manifest = target.publish(export, name=name, version=version, record_db=False)
     return publish_summary(manifest, db=target.record_db(manifest) if record_db else None)
 
 
@@ -253,4 +268,8 @@ def publish_summary(manifest: Manifest, *, db: str | None = None) -> dict[str, A
         "int8_latency_ms": perf.int8.latency_ms if perf and perf.int8 else None,
         "serves": manifest.serving.default_file, "serving_reason": manifest.serving.reason,
         "license": manifest.license.id, "warnings": manifest.warnings, "db": db,
+        "robustness": [
+            f"{sum(c.passed for c in r.perturbations)} of {len(r.perturbations)} "
+            f"perturbations pass ser-tests ({r.corpus} {r.split} vs {r.reference}, "
+            f"{r.n_clips} clips)" for r in manifest.robustness],
     }

@@ -10,7 +10,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo test test-fast lint bench espeak clean-demo
+.PHONY: demo test test-fast lint bench bench-gpu check-arm64 espeak chromium clean-demo
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,10 +33,22 @@ espeak:
 	    exit 1; \
 	  fi; }
 
+# Headless Chromium renders report.html in the layout test (skipped, saying so, without it).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium (the HTML report's layout test renders the page)"; \
+	    (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null \
+	      || echo "notice: chromium could not be installed; its layout test will be skipped"; \
+	  else \
+	    echo "notice: chromium is missing ('sudo apt-get install chromium'); the HTML"\
+	         "report's browser layout test will be skipped"; \
+	  fi; }
+
 demo: $(STAMP) espeak
 	$(BIN)/ser distill
 
-test: $(STAMP) espeak
+test: $(STAMP) espeak chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 test-fast: $(STAMP)
@@ -47,6 +59,17 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+# ONNX Runtime's aarch64 int8 kernels under qemu against x86 and fp32 (not part of `make
+# test`: the arm64 root takes ~8 min to build the first time, then it is cached). Needs
+# root. ARM64_ARGS: model folders / .onnx files, --registry URL (default: $SER_REGISTRY).
+check-arm64: $(STAMP)
+	PYTHON=$(abspath $(BIN)/python) scripts/check_arm64.sh $(ARM64_ARGS)
+
+# The GPU benchmarks in one call (<= 8 min on one H100/H200), results in bench/out/gpu.json.
+# GPU_ARGS: e.g. --device cuda:1, --budget-s 480, or --device cpu for a smoke run.
+bench-gpu: $(STAMP)
+	PYTHON=$(abspath $(BIN)/python) bench/gpu.sh $(GPU_ARGS)
 
 clean-demo:
 	rm -rf demo lake registry ser.duckdb report.html

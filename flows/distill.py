@@ -61,6 +61,7 @@ def distill_flow(
     dask_address: str | None = None,
     train_device: str = "cpu",
     train_workers: int = 0,
+    robustness: bool = True,
 ) -> dict:
     """Distil ``teacher`` into ``students`` on ``sources`` and publish what passes the gate.
 
@@ -92,6 +93,9 @@ def distill_flow(
         dask_address: run label shards and training tasks on this Dask scheduler.
         train_device: where students train: cpu, auto, cuda (one student per GPU) or cuda:N.
         train_workers: data worker processes per training run (0: in-process).
+        robustness: run the robustness suite on each student's served file before it is
+            published (dev clips of the training corpora vs the teacher): the results go
+            into the manifest, the model card and the lake's robustness table.
     """
     logger = get_run_logger()
     students = list(students or DEMO_STUDENTS)
@@ -166,7 +170,7 @@ def distill_flow(
             # the no-regression gate compares with latest on the clips the quality gate read
             result = publish_flow(run_id=run_id, name=name, lake=lake_url,
                                   registry=registry_url, gate_corpora=train_corpora,
-                                  gate_split="dev")
+                                  gate_split="dev", robustness=robustness)
             published[student] = {"published": True, "reason": reason, **result}
         except Exception as error:  # noqa: BLE001 - a failed parity blocks only this student
             published[student] = {"published": False, "reason": str(error)}

@@ -30,14 +30,15 @@ def export_task(lake: str, run_id: str, out_dir: str, calibration_clips: int) ->
 
 @task(name="publish-model", task_run_name="publish-{name}")
 def publish_task(out_dir: str, *, name: str, lake: str, registry: str, version: int | None,
-                 gate_corpora: list[str] | None, gate_split: str,
-                 allow_regression: bool) -> dict:
-    """Gate the export against ``latest`` (on the lake's gate clips), then publish it."""
+                 gate_corpora: list[str] | None, gate_split: str, allow_regression: bool,
+                 robustness: bool = False) -> dict:
+    """Gate the export against ``latest`` (on the lake's gate clips), then publish it (with
+    the robustness suite on the file to be served when ``robustness``)."""
     target = Registry(registry)
     manifest = publish_gated(Lake.open(lake), out_dir, name=name, registry=target,
                              version=version, gate_corpora=gate_corpora,
                              gate_split=gate_split, allow_regression=allow_regression,
-                             record_db=False)
+                             record_db=False, robustness=robustness)
     return manifest_summary(manifest, db=target.record_db(manifest))
 
 
@@ -52,6 +53,7 @@ def publish_flow(
     gate_corpora: list[str] | None = None,
     gate_split: str = "dev",
     allow_regression: bool = False,
+    robustness: bool = False,
 ) -> dict:
     """Export ``run_id`` and publish it as ``name`` (next version unless ``version``),
     moving ``latest`` only if the no-regression gate passes (or ``allow_regression``).
@@ -66,6 +68,8 @@ def publish_flow(
         gate_corpora: Corpora the gate compares on (default: the run's training corpora).
         gate_split: Split the gate compares on.
         allow_regression: Move latest even when the candidate is significantly worse.
+        robustness: Also run the robustness suite on the file to be served before the
+            publish (:func:`ser_pipeline.robustness_stage.publish_with_robustness`).
 
     Returns the publish summary (also the ``publish-<name>`` table artifact).
     """
@@ -76,6 +80,6 @@ def publish_flow(
         summary = publish_task(path, name=name, lake=settings.lake,
                                registry=settings.registry, version=version,
                                gate_corpora=gate_corpora, gate_split=gate_split,
-                               allow_regression=allow_regression)
+                               allow_regression=allow_regression, robustness=robustness)
     publish_summary(summary, key=f"publish-{name}", title=f"published {summary['uri']}")
     return summary

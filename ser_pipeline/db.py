@@ -3,9 +3,10 @@
 ``build_db`` runs ``sql/*.sql`` in name order, in one transaction, so a failed refresh
 leaves the previous file intact:
 
-* small tables are **materialised** (``metrics``, ``runs``; ``models`` is kept across
-  rebuilds and filled by the registry through :func:`upsert_model`), so anyone can query
-  them with nothing but DuckDB, wherever the lake lives;
+* small tables are **materialised** (``metrics``, ``robustness``, ``fairness``,
+  ``comparisons``, ``runs``; ``models`` is kept across rebuilds and filled by the registry
+  through :func:`upsert_model`), so anyone can query them with nothing but DuckDB,
+  wherever the lake lives;
 * large lake tables are **views** over the lake's Parquet (``audio`` without the audio
   bytes, ``human_labels``, ``teacher_labels``, ``splits``, ``predictions``,
   ``quarantine``).
@@ -48,9 +49,9 @@ log = logging.getLogger(__name__)
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 #: Lake tables the SQL files may reference as ``{{name}}``.
 LAKE_TABLES = ("audio", "human_labels", "teacher_labels", "splits", "predictions",
-               "quarantine", "drift", "metrics", "fairness", "comparisons")
+               "quarantine", "drift", "robustness", "metrics", "fairness", "comparisons")
 #: Lake tables materialised in the file (small: evaluation results); the others are views.
-MATERIALISED = ("metrics", "fairness", "comparisons")
+MATERIALISED = ("metrics", "robustness", "fairness", "comparisons")
 #: DuckDB settings for every connection: never download or auto-load extensions.
 DUCKDB_CONFIG = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
 

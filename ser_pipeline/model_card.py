@@ -2,13 +2,14 @@
 
 A card has YAML front matter (licence, teacher, corpora, metrics as a ``model-index``), the
 model's rows of the paper's table (CCC against the humans and against the teacher per corpus
-and split, parameters, int8 size, milliseconds per 5 s clip on one thread, peak RSS), which
-file ``ser predict`` serves and why, and how to run the model with plain ONNX Runtime and
-with audonnx. Everything comes from the registry manifest
-(:class:`ser_pipeline.registry.Manifest`, which already holds the export's CCC rows and
-performance figures), so a card can be written at publish time without the analyst
-database; ``rows`` from the ``paper_table`` report can be passed instead when they are at
-hand.
+and split, parameters, int8 size, milliseconds per 5 s clip on one thread, peak RSS), its
+robustness under perturbations beside audEERING ser-tests' thresholds when the publisher
+ran the suite (the manifest's ``robustness`` section), which file ``ser predict`` serves and
+why, and how to run the model with plain ONNX Runtime and with audonnx. Everything comes
+from the registry manifest (:class:`ser_pipeline.registry.Manifest`, which already holds
+the export's CCC rows, performance figures and robustness results), so a card can be
+written at publish time without the analyst database; ``rows`` from the ``paper_table``
+report can be passed instead when they are at hand.
 
 Examples:
     >>> print(markdown_table([{"corpus": "demo", "split": "dev", "n": 40,
@@ -118,6 +119,44 @@ def markdown_table(rows: Sequence[Mapping[str, Any]],
     return "\n".join(lines)
 
 
+def robustness_rows(manifest: Manifest) -> list[dict[str, Any]]:
+    """The manifest's robustness sections as ``robustness`` table rows (what
+    :func:`ser_pipeline.report_tables.robustness_layouts` renders)."""
+    out = []
+    for section in manifest.robustness:
+        context = {"model": f"{manifest.name}@{manifest.version}", "corpus": section.corpus,
+                   "split": section.split, "reference": section.reference,
+                   "teacher_id": section.teacher_id, "n_clips": section.n_clips,
+                   "max_ccc_drop": section.max_ccc_drop,
+                   "min_unchanged_share": section.min_unchanged_share,
+                   "ci_level": section.ci_level, "ci_method": section.ci_method,
+                   "ci_unit": section.ci_unit, "ci_units": section.ci_units,
+                   "ci_resamples": section.ci_resamples, "model_file": section.file}
+        out += [context | {"perturbation": check.perturbation,
+                           "description": check.description} | figure.model_dump()
+                for check in section.perturbations for figure in check.dimensions]
+    return out
+
+
+def robustness_markdown(manifest: Manifest) -> str:
+    """The card's robustness section body."""
+    from ser_pipeline import report_tables
+
+    rows = robustness_rows(manifest)
+    if not rows:
+        return ("No robustness results were recorded at publish. `ser robustness --model "
+                f"{manifest.uri}` measures them (rows in the lake's `robustness` table).")
+    files = sorted({s.file for s in manifest.robustness if s.file})
+    perturbations = {r["perturbation"]: r["description"] for r in rows}
+    described = "\n".join(f"- `{name}`: {text}" for name, text in perturbations.items())
+    return (f"`{', '.join(files) or 'the model'}` on seeded perturbations of the dev clips "
+            "(`ser_pipeline.perturb`): the drop of CCC from clean audio, with a paired "
+            "bootstrap interval, and the share of clips whose prediction moved by less than "
+            "0.05, beside audEERING ser-tests' thresholds.\n\n"
+            + report_tables.markdown(report_tables.robustness_layouts(rows))
+            + f"\n\nPerturbations:\n\n{described}")
+
+
 def _front_matter(manifest: Manifest, rows: Sequence[Mapping[str, Any]]) -> dict:
     license_id = manifest.license.id or "unknown"
     corpora = sorted({str(c) for c in (manifest.training.corpora or []) if c}
@@ -192,6 +231,10 @@ the human labels and against the teacher, per corpus and split; the cost columns
 measured on a 5 s clip with one thread, for `{model_file}`.
 
 {markdown_table(rows)}
+
+## Robustness
+
+{robustness_markdown(manifest)}
 
 ## Which file to run
 

@@ -213,6 +213,82 @@ def to_csv(columns: list[str], rows: list[tuple]) -> str:
     return buffer.getvalue()
 
 
+# -- readable layouts (terminal, markdown, HTML) ---------------------------------------------
+def teacher_intervals(db_path: str | Path, *, params: dict[str, Any] | None = None,
+                      settings: Settings | None = None, level: float = 0.95,
+                      n_resamples: int = 1000, seed: int = 0) -> dict[tuple, dict[str, Any]]:
+    """Bootstrap intervals of the teacher's CCC against the humans, per (corpus, split,
+    teacher), from the clips of the ``teacher_vs_human_clips`` report; speakers are
+    resampled where the lake knows them. Returns ``{(corpus, split, teacher_id):
+    {"human_arousal_lo": ..., ..., "teacher_ci": "95% bootstrap CI over 6 speakers"}}``.
+    """
+    import numpy as np
+
+    from ser_pipeline.stats import bootstrap_metrics
+
+    wanted = {k: v for k, v in (params or {}).items()
+              if k in ("corpus", "split", "teacher_id", "split_name")}
+    columns, rows = run_report(db_path, "teacher_vs_human_clips", params=wanted,
+                               settings=settings)
+    grouped: dict[tuple, list[dict]] = {}
+    for record in to_records(columns, rows):
+        grouped.setdefault((record["corpus"], record["split"], record["teacher_id"]),
+                           []).append(record)
+    out = {}
+    for key, clips in grouped.items():
+        teacher = np.array([[np.nan if c[f"teacher_{d}"] is None else c[f"teacher_{d}"]
+                             for d in LABELS] for c in clips], dtype=np.float64)
+        human = np.array([[np.nan if c[f"human_{d}"] is None else c[f"human_{d}"]
+                           for d in LABELS] for c in clips], dtype=np.float64)
+        speakers = [c["speaker"] for c in clips]
+        result = bootstrap_metrics(teacher, human, level=level, n_resamples=n_resamples,
+                                   seed=seed,
+                                   units=speakers if any(speakers) else None)
+        entry: dict[str, Any] = {}
+        for dimension in LABELS:
+            ccc = result.dimension(dimension).ccc
+            entry[f"human_{dimension}_lo"] = None if np.isnan(ccc.lo) else float(ccc.lo)
+            entry[f"human_{dimension}_hi"] = None if np.isnan(ccc.hi) else float(ccc.hi)
+        r = result.resampling
+        entry["teacher_ci"] = f"{100 * r.level:g}% bootstrap CI over {r.n_units} {r.unit}s"
+        out[key] = entry
+    return out
+
+
+def paper_table_records(db_path: str | Path, *, params: dict[str, Any] | None = None,
+                        settings: Settings | None = None) -> list[dict]:
+    """The ``paper_table`` report's rows, the teacher rows with their bootstrap interval
+    (:func:`teacher_intervals`) added; ``teacher_ci`` says how it was obtained (None on
+    student rows, whose interval columns come from ``metrics``)."""
+    columns, rows = run_report(db_path, "paper_table", params=params, settings=settings)
+    records = [record | {"teacher_ci": None} for record in to_records(columns, rows)]
+    if any(r["kind"] == "teacher" for r in records):
+        intervals = teacher_intervals(db_path, params=params, settings=settings)
+        for record in records:
+            if record["kind"] == "teacher":
+                record.update(intervals.get((record["corpus"], record["split"],
+                                             record["teacher_id"]), {}))
+    return records
+
+
+def report_layouts(name: str, columns: list[str], rows: list[tuple], *,
+                   wide: bool = False) -> list[Any]:
+    """Candidate terminal/markdown/HTML layouts of a report's result
+    (:mod:`ser_pipeline.report_tables`): the paper table, the leaderboard and the
+    robustness report have their own; any other report is one table or, when too wide,
+    one block per row."""
+    from ser_pipeline import report_tables
+
+    records = to_records(columns, rows)
+    if name == "paper_table":
+        return report_tables.paper_layouts(records, wide=wide)
+    if name == "leaderboard" and rows:
+        return report_tables.leaderboard_layouts(records)
+    if name == "robustness" and rows:
+        return report_tables.robustness_layouts(records)
+    return report_tables.generic_layouts(columns, rows, title=name)
+
+
 def format_value(value: Any) -> str:
     if value is None:
         return ""
@@ -286,31 +362,37 @@ def _size(records: list[dict]) -> Any:
     return figure
 
 
-def _html_table(columns: list[str], rows: list[tuple]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(format_value(v))}</td>" for v in row)
-                   + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-_STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 8px}
-th{background:#f0f0f0}td{text-align:right}td:first-child{text-align:left}
-img{max-width:100%;display:block;margin:1em 0}.note{color:#777}"""
+#: Page style: the body is at most 1240 px wide and every table at most as wide as the body
+#: (cells wrap, intervals take a second line), so the page fits a 1280 px window.
+MAX_WIDTH_PX = 1240
+_STYLE = f"""*{{box-sizing:border-box}}
+body{{font-family:system-ui,sans-serif;margin:0 auto;padding:1em 20px;color:#222;
+max-width:{MAX_WIDTH_PX}px}}
+table{{border-collapse:collapse;font-size:13px;max-width:100%;margin:0.3em 0 1em}}
+th,td{{border:1px solid #ccc;padding:3px 7px;overflow-wrap:anywhere}}
+th{{background:#f0f0f0}}td.r{{text-align:right;white-space:nowrap}}td.l{{text-align:left}}
+caption{{text-align:left;font-weight:600;padding:0.2em 0}}
+.ci{{display:block;color:#666;font-size:11px}}
+img{{max-width:100%;height:auto;display:block;margin:1em 0}}.note{{color:#666}}
+ul.footnotes{{color:#555;font-size:12px;overflow-wrap:anywhere}}"""
 
 
 def write_html_report(db_path: str | Path, out_html: str | Path, *, split: str = "test",
                       reference: str = "teacher", settings: Settings | None = None) -> dict:
     """Write a self-contained HTML page: the paper's table (``paper_table``, every split)
-    at the top, the leaderboard, and three PNG plots embedded as base64 (CCC bars per
-    student and dimension, student-vs-teacher scatter of the best model, size vs CCC).
-    Plots without data are replaced by a note.
+    at the top, the leaderboard, the robustness results, and three PNG plots embedded as
+    base64 (CCC bars per student and dimension, student-vs-teacher scatter of the best
+    model, size vs CCC). Plots without data are replaced by a note. Tables use the layouts
+    of :mod:`ser_pipeline.report_tables` (short names, ids in footnotes, intervals on a
+    second line), so the page fits a 1280 px window without scrolling sideways.
 
     Returns:
         ``{"html": path, "images": n, "leaderboard_rows": n, "paper_table_rows": n,
-        "notes": [...]}``.
+        "robustness_rows": n, "notes": [...]}``.
     """
     import matplotlib
+
+    from ser_pipeline import report_tables
 
     matplotlib.use("Agg")
     params = {"split": split, "reference": reference}
@@ -319,7 +401,8 @@ def write_html_report(db_path: str | Path, out_html: str | Path, *, split: str =
     size_columns, size_rows = run_report(db_path, "size_vs_ccc", params=params,
                                          settings=settings)
     sizes = to_records(size_columns, size_rows)
-    paper_columns, paper_rows = run_report(db_path, "paper_table", settings=settings)
+    paper = paper_table_records(db_path, settings=settings)
+    robustness_columns, robustness_rows = run_report(db_path, "robustness", settings=settings)
     sections, notes, images = [], [], 0
 
     def image(title: str, figure: Any) -> None:
@@ -363,17 +446,28 @@ def write_html_report(db_path: str | Path, out_html: str | Path, *, split: str =
         f"&middot; reference: {html.escape(reference)} &middot; CCC = concordance "
         "correlation coefficient (population statistics, audmetric)</p>"
         "<h2>The paper's table</h2><p>Per corpus and split: the teacher against the human "
-        "labels; each student against the humans and against its teacher (A / D / V); "
-        "parameters, int8 size, ms per 5 s clip on one thread and peak RSS of its published "
-        "version (<code>ser report paper_table</code>).</p>"
-        + (_html_table(paper_columns, paper_rows) if paper_rows
+        "labels; each student against the humans and against its teacher (A / D / V, with "
+        "intervals); parameters, int8 size, ms per 5 s clip on one thread and peak RSS of "
+        "its published version (<code>ser report paper_table</code>).</p>"
+        + (report_tables.html(report_tables.paper_layouts(paper)) if paper
            else "<p class='note'>no labels or metrics yet</p>")
-        + "<h2>Leaderboard</h2>"
-        + (_html_table(columns, rows) if rows else "<p class='note'>no metrics yet</p>")
+        + f"<h2>Leaderboard</h2><p>split: {html.escape(split)}, reference: "
+        f"{html.escape(reference)} (<code>ser report leaderboard</code>)</p>"
+        + (report_tables.html(report_tables.leaderboard_layouts(leaderboard)) if rows
+           else "<p class='note'>no metrics yet</p>")
+        + "<h2>Robustness</h2><p>CCC under seeded perturbations of the dev clips, beside "
+        "audEERING ser-tests' thresholds (<code>ser robustness</code>, <code>ser report "
+        "robustness</code>).</p>"
+        + (report_tables.html(report_tables.robustness_layouts(
+            to_records(robustness_columns, robustness_rows))) if robustness_rows
+           else "<p class='note'>no robustness results yet: run 'ser robustness --model "
+                "registry://NAME' (or 'ser distill', which runs it for each published "
+                "student), then 'ser db build'</p>")
         + "".join(sections) + "</body></html>"
     )
     out = Path(out_html)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     return {"html": str(out), "images": images, "leaderboard_rows": len(rows),
-            "paper_table_rows": len(paper_rows), "notes": notes}
+            "paper_table_rows": len(paper), "robustness_rows": len(robustness_rows),
+            "notes": notes}

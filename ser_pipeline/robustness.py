@@ -139,7 +139,11 @@ class RobustnessReport(JsonResult):
         return all(result.passed for result in self.results)
 
     def rows(self) -> list[dict[str, object]]:
-        """Flat rows, one per (perturbation, dimension), for a ``robustness`` table."""
+        """Flat rows, one per (perturbation, dimension), for the ``robustness`` table.
+
+        The interval columns are named as in ``metrics`` (``ci_level``, ``ci_method``,
+        ``ci_unit``, ``ci_units``, ``ci_resamples``).
+        """
         r, t = self.resampling, self.thresholds
         out = []
         for result in self.results:
@@ -156,9 +160,9 @@ class RobustnessReport(JsonResult):
                         "max_ccc_drop": t.max_ccc_drop,
                         "min_unchanged_share": t.min_unchanged_share,
                         "passed_drop": d.passed_drop, "passed_unchanged": d.passed_unchanged,
-                        "passed": d.passed, "n_clips": self.n_clips, "level": r.level,
-                        "method": r.method, "unit": r.unit, "n_units": r.n_units,
-                        "n_resamples": r.n_resamples, "perturbation_seed": self.seed}
+                        "passed": d.passed, "n_clips": self.n_clips, "ci_level": r.level,
+                        "ci_method": r.method, "ci_unit": r.unit, "ci_units": r.n_units,
+                        "ci_resamples": r.n_resamples, "perturbation_seed": self.seed}
                 out.append(row)
         return out
 
@@ -186,6 +190,7 @@ def robustness_suite(
     level: float = DEFAULT_LEVEL,
     n_resamples: int = DEFAULT_RESAMPLES,
     batch_clips: int = 64,
+    progress: Callable[[PerturbationResult], None] | None = None,
 ) -> RobustnessReport:
     """Run ``predict`` on clean and perturbed clips and judge each perturbation.
 
@@ -203,6 +208,8 @@ def robustness_suite(
         level: Confidence level.
         n_resamples: Bootstrap resamples.
         batch_clips: Clips perturbed and predicted at a time (bounds memory).
+        progress: Called with each perturbation's result as soon as it is judged (e.g.
+            to advance a progress bar).
 
     Returns:
         :class:`RobustnessReport`.
@@ -250,6 +257,8 @@ def robustness_suite(
             for start in range(0, len(signals), batch_clips)])
         results.append(_judge(entry.name, entry.description, dict(entry.parameters), clean,
                               perturbed, ref, clean_metrics, thresholds, options))
+        if progress is not None:
+            progress(results[-1])
     return RobustnessReport(len(signals), seed, thresholds, clean_metrics.resampling,
                             tuple(results))
 

@@ -231,6 +231,52 @@ COMPARISONS = pa.schema(
     ]
 )
 
+# Written by ``ser robustness`` (ser_pipeline.robustness_stage): one row per (model, corpus,
+# split, reference, teacher, perturbation, dimension) and suite run. The clean figures repeat
+# on every perturbation's rows; undefined figures are NULL, never NaN.
+ROBUSTNESS = pa.schema(
+    [
+        ("robustness_id", pa.string()),  # hash of model + clips + references + options
+        ("model", pa.string()),  # run id, registry name@version or ONNX file name
+        ("model_key", pa.string()),  # the same key as in predictions/metrics
+        ("model_format", pa.string()),  # torch | onnx
+        ("model_file", pa.string()),  # ONNX file run (model.onnx | model.int8.onnx | ...)
+        ("run_id", pa.string()),
+        ("student", pa.string()),
+        ("teacher_id", pa.string()),
+        ("corpus", pa.string()),
+        ("split", pa.string()),
+        ("split_name", pa.string()),
+        ("reference", pa.string()),  # teacher | human
+        ("perturbation", pa.string()),  # a name in ser_pipeline.perturb.PERTURBATIONS
+        ("description", pa.string()),
+        ("dimension", pa.string()),
+        ("clean_ccc", pa.float64()),  # CCC vs the reference on clean audio
+        ("clean_ccc_lo", pa.float64()),
+        ("clean_ccc_hi", pa.float64()),
+        ("perturbed_ccc", pa.float64()),
+        ("perturbed_ccc_lo", pa.float64()),
+        ("perturbed_ccc_hi", pa.float64()),
+        ("ccc_drop", pa.float64()),  # clean - perturbed, with a paired interval
+        ("ccc_drop_lo", pa.float64()),
+        ("ccc_drop_hi", pa.float64()),
+        ("unchanged_share", pa.float64()),  # share of clips that moved by < 0.05
+        ("max_ccc_drop", pa.float64()),  # threshold (audEERING ser-tests: 0.05)
+        ("min_unchanged_share", pa.float64()),  # threshold (ser-tests: 0.90)
+        ("passed_drop", pa.bool_()),
+        ("passed_unchanged", pa.bool_()),
+        ("passed", pa.bool_()),
+        ("n_clips", pa.int64()),
+        ("ci_level", pa.float64()),
+        ("ci_method", pa.string()),
+        ("ci_unit", pa.string()),
+        ("ci_units", pa.int64()),
+        ("ci_resamples", pa.int64()),
+        ("perturbation_seed", pa.int64()),
+        ("evaluated_at", _ts),
+    ]
+)
+
 # Written by ser_pipeline.drift (relabel drift checks): one row per (report, dimension).
 DRIFT = pa.schema(
     [
@@ -263,6 +309,7 @@ TABLES: dict[str, pa.Schema] = {
     "predictions": PREDICTIONS,
     "metrics": METRICS,
     "drift": DRIFT,
+    "robustness": ROBUSTNESS,
     "fairness": FAIRNESS,
     "comparisons": COMPARISONS,
 }

@@ -13,6 +13,7 @@ from lakes import add_teacher_labels, make_audio_lake
 
 from ser_pipeline.evaluate import ModelIdentity, compare, evaluate
 from ser_pipeline.lake import Lake, content_key, utcnow
+from ser_pipeline.robustness_stage import run_robustness
 from ser_pipeline.students import MIN_SAMPLES
 
 
@@ -60,7 +61,8 @@ def write_splits(lake: Lake, records: list[dict], *, corpus: str = "toy",
 def evaluated_lake(url: str, *, n: int = 12) -> tuple[Lake, list[dict]]:
     """A lake with audio (speakers with a gender), human + teacher labels, splits, a
     quarantine row, two evaluated models (so metrics, fairness slices and predictions
-    exist) and their comparison."""
+    exist), their comparison, and the robustness suite of the first on its dev clips (so
+    robustness rows exist)."""
     lake, records = make_audio_lake(url, n=n, seconds=(0.5, 1.0), genders=("female", "male"))
     add_teacher_labels(lake, records, noise=0.05)
     write_splits(lake, records)
@@ -74,4 +76,6 @@ def evaluated_lake(url: str, *, n: int = 12) -> tuple[Lake, list[dict]]:
     compare(lake, FeaturePredictor("model-a", params=72_000),
             FeaturePredictor("model-b", student="other", params=2_500_000, scale=0.5),
             corpora=["toy"], split="test")
+    run_robustness(lake, predictor=FeaturePredictor("model-a", params=72_000),
+                   n_resamples=200)
     return lake, records

@@ -103,7 +103,7 @@ def test_missing_lake_tables_give_empty_views_with_a_notice(tmp_path: Path, lake
     lake, _ = make_audio_lake(lake_url, n=2, human_labels=False)
     summary = build_db(lake, out=tmp_path / "partial.duckdb")
     missing = {"human_labels", "teacher_labels", "splits", "predictions", "quarantine",
-               "drift", "metrics", "fairness", "comparisons"}
+               "drift", "robustness", "metrics", "fairness", "comparisons"}
     assert {n.split("'")[1] for n in summary["notices"]} == missing
     with connect(summary["db"]) as con:
         for view in missing:
@@ -111,6 +111,34 @@ def test_missing_lake_tables_give_empty_views_with_a_notice(tmp_path: Path, lake
         columns = [r[0] for r in con.execute("DESCRIBE teacher_labels").fetchall()]
         assert columns[:3] == ["audio_id", "teacher_id", "teacher_sha256"]
         assert con.execute("SELECT count(*) FROM audio").fetchall() == [(2,)]
+
+
+def test_parts_older_than_a_column_read_it_as_null(tmp_path: Path) -> None:
+    """A lake whose every metrics part predates the interval columns (as a lake written
+    before them): the table still has every schema column, NULL in those rows, so reports
+    that read ccc_lo/ccc_hi or aggregation run on it."""
+    import pyarrow as pa
+
+    from ser_pipeline.reports import run_report
+    from ser_pipeline.schemas import METRICS
+
+    lake, _ = make_audio_lake(str(tmp_path / "lake"), n=2)
+    old = METRICS.names[:METRICS.get_field_index("evaluated_at") + 1]
+    row = {"eval_id": "e1", "model": "old-model", "model_key": "k", "model_format": "onnx",
+           "student": "wav2small", "teacher_id": "t", "corpus": "toy", "split": "test",
+           "reference": "teacher", "dimension": "arousal", "ccc": 0.5, "n": 2}
+    table = pa.Table.from_pylist([row], schema=pa.schema([METRICS.field(c) for c in old]))
+    lake.storage.write_parquet("metrics/part-old.parquet", table, exclusive=True)
+    db = build_db(lake, out=tmp_path / "old.duckdb")["db"]
+    with connect(db) as con:
+        assert [r[0] for r in con.execute("DESCRIBE metrics").fetchall()] == METRICS.names
+        # an old row is a global CCC: the table reads its NULL aggregation as 'global'
+        assert con.execute("SELECT ccc, ccc_lo, aggregation FROM metrics").fetchall() == [
+            (0.5, None, "global")]
+    columns, rows = run_report(db, "paper_table")
+    student = dict(zip(columns, rows[0], strict=True))
+    assert (student["model"], student["teacher_arousal"], student["teacher_arousal_lo"]) == (
+        "wav2small", 0.5, None)
 
 
 def _relabel(lake: Lake, records: list[dict]) -> dict[str, tuple]:

@@ -95,12 +95,25 @@ def test_distill_on_dask_then_rerun_does_no_repeated_work(tmp_path, prefect_harn
     assert Registry(str(tmp_path / "registry")).show("toy-wav2small").version == 1
     assert Path(first["report_html"]).read_text().count("data:image/png;base64,") >= 1
     assert (tmp_path / "ser.duckdb").exists()
+    # the published student's robustness: in its manifest, card, the lake and the report
+    from ser_pipeline.perturb import PERTURBATIONS
+
+    manifest = Registry(str(tmp_path / "registry")).show("toy-wav2small")
+    assert [c.perturbation for c in manifest.robustness[0].perturbations] == list(
+        PERTURBATIONS)
+    assert manifest.robustness[0].file == manifest.serving.default_file
+    robustness = Lake.open(str(tmp_path / "lake")).read("robustness").to_pylist()
+    assert {r["model"] for r in robustness} == {"toy-wav2small@1"}
+    assert len(robustness) == 3 * len(PERTURBATIONS)
+    page = Path(first["report_html"]).read_text()
+    assert "toy-wav2small@1 · toy · dev · vs teacher" in page and "room RT60 0.5 s" in page
 
     second = distill_flow(**options)  # default thread-pool runner
     assert stage_counts(second) == {"ingested": 0, "labeled": 0, "trained": 0,
                                     "metrics_rows_written": 0, "published": 0}
     assert second["runs"] == first["runs"]
     assert second["published"]["wav2small"]["reason"] == "already published"
+    assert len(Lake.open(str(tmp_path / "lake")).parts("robustness")) == 1
     lake = Lake.open(str(tmp_path / "lake"))
     labels = lake.read("teacher_labels", columns=["audio_id"]).column("audio_id").to_pylist()
     assert len(labels) == len(set(labels)) == 24

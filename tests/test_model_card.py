@@ -21,6 +21,7 @@ from ser_pipeline.registry.manifest import (
     ManifestPerformance,
     ManifestTraining,
 )
+from ser_pipeline.schemas import LABELS
 
 BASE = read_manifest((Path(__file__).parent / "data/registry-v1/models/toy-w2s/1/"
                       "manifest.json").read_text())
@@ -144,3 +145,67 @@ def test_card_without_metrics_or_timings_still_renders(missing):
     manifest = MANIFEST.model_copy(update={missing: [] if missing == "ccc" else None})
     card = model_card(manifest)
     assert "## Results" in card and "–" in card
+
+
+def _section(file: str = "model.int8.onnx"):
+    from ser_pipeline.registry.manifest import (
+        RobustnessCheck,
+        RobustnessFigure,
+        RobustnessSection,
+    )
+
+    def figure(dimension: str, drop: float, unchanged: float) -> RobustnessFigure:
+        return RobustnessFigure(
+            dimension=dimension, clean_ccc=0.931, clean_ccc_lo=0.912, clean_ccc_hi=0.947,
+            perturbed_ccc=0.931 - drop, ccc_drop=drop, ccc_drop_lo=drop - 0.011,
+            ccc_drop_hi=drop + 0.013, unchanged_share=unchanged,
+            passed_drop=drop <= 0.05, passed_unchanged=unchanged >= 0.9,
+            passed=drop <= 0.05 and unchanged >= 0.9)
+
+    return RobustnessSection(
+        file=file, corpus="demo-pool", split="dev", reference="teacher",
+        teacher_id="w2v2-tiny-ft", n_clips=215, max_ccc_drop=0.05, min_unchanged_share=0.9,
+        ci_level=0.95, ci_method="percentile", ci_unit="speaker", ci_units=54,
+        ci_resamples=1000, perturbation_seed=0, perturbations=[
+            RobustnessCheck(perturbation="gain_minus20db", description="x0.1", passed=True,
+                            dimensions=[figure(d, 0.0, 1.0) for d in LABELS]),
+            RobustnessCheck(perturbation="noise_snr5db", description="white noise, 5 dB SNR",
+                            passed=False,
+                            dimensions=[figure(d, 0.412, 0.2) for d in LABELS])])
+
+
+def test_card_shows_robustness_beside_the_ser_tests_thresholds():
+    manifest = MANIFEST.model_copy(update={"robustness": [_section()]})
+    card = model_card(manifest)
+    section = card[card.index("## Robustness"):card.index("## Which file to run")]
+    assert "`model.int8.onnx` on seeded perturbations" in section
+    assert "ser-wav2small@3 · demo-pool · dev · vs teacher · 215 clips" in section
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    assert lines[0].startswith("| perturbation | drop A | drop D | drop V |")
+    assert lines[1] == ("| gain -20 dB | 0.000 [-0.011, 0.013] | 0.000 [-0.011, 0.013] | "
+                        "0.000 [-0.011, 0.013] | 100/100/100% | pass |")
+    assert lines[2].startswith("| noise 5 dB | 0.412 [0.401, 0.425] |")
+    assert lines[2].endswith("| 20/20/20% | FAIL |")
+    assert "CCC drop <= 0.05, unchanged >= 90%" in section
+    assert "clean CCC: A 0.931 [0.912, 0.947]" in section
+    assert "- `noise_snr5db`: white noise, 5 dB SNR" in section
+    without = model_card(MANIFEST)
+    assert "No robustness results were recorded at publish. `ser robustness --model " \
+           "registry://ser-wav2small@3`" in without
+
+
+def test_manifest_warns_when_robustness_ran_on_another_file(exported):  # noqa: F811
+    from ser_pipeline.registry.manifest import FileEntry as Entry
+    from ser_pipeline.registry.manifest import build_manifest
+
+    result = exported["result"]
+    files = {n: Entry(sha256=f.sha256, bytes=f.bytes) for n, f in result.files.items()}
+    serving = Serving(default_file="model.onnx", reason="fp32 is faster")
+    tested_other = build_manifest(result, name="w", version=1, files=files, serving=serving,
+                                  robustness=[_section("model.int8.onnx")])
+    assert "robustness was measured on model.int8.onnx; model.onnx is served" in (
+        tested_other.warnings)
+    tested_served = build_manifest(result, name="w", version=1, files=files, serving=serving,
+                                   robustness=[_section("model.onnx")])
+    assert not any("robustness" in w for w in tested_served.warnings)
+    assert read_manifest(tested_served.to_json()).robustness == tested_served.robustness

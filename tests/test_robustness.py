@@ -130,7 +130,7 @@ def test_rows_for_a_robustness_table(reports: dict) -> None:
     row = next(r for r in rows if r["perturbation"] == "gain_minus20db"
                and r["dimension"] == "arousal")
     assert row["max_ccc_drop"] == 0.05 and row["min_unchanged_share"] == 0.9
-    assert row["passed"] is False and row["unit"] == "clip" and row["n_units"] == 40
+    assert row["passed"] is False and row["ci_unit"] == "clip" and row["ci_units"] == 40
     assert row["ccc_drop_lo"] <= row["ccc_drop"] <= row["ccc_drop_hi"]
     json.dumps(rows, allow_nan=False)
     json.dumps(reports["fragile"].to_dict(), allow_nan=False)
@@ -149,9 +149,15 @@ def test_known_clean_predictions_are_reused_and_give_the_same_report(clips: dict
     computed = robustness_suite(counting, clips["signals"], clips["reference"], **options)
     first_calls = list(calls)
     calls.clear()
+    judged = []  # the progress callback sees each result as soon as it is judged
     reused = robustness_suite(counting, clips["signals"], clips["reference"],
-                              clean_predictions=fragile(clips["signals"]), **options)
+                              clean_predictions=fragile(clips["signals"]),
+                              progress=lambda result: judged.append((result, sum(calls))),
+                              **options)
     assert reused.to_dict() == computed.to_dict()
+    assert [(r.perturbation, n) for r, n in judged] == [("gain_minus20db", 40),
+                                                        ("room_rt60_500ms", 80)]
+    assert tuple(r for r, _ in judged) == reused.results
     assert sum(first_calls) == 3 * 40 and sum(calls) == 2 * 40
     assert max(first_calls) == 16  # batches bound the memory
     assert computed.resampling.unit == "speaker" and computed.resampling.n_units == 8

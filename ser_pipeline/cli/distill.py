@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -117,23 +116,20 @@ def _print_outcomes(summary: dict) -> None:
 
 
 def _print_leaderboard(summary: dict, *, db: str | None, lake: str | None) -> None:
+    from ser_pipeline import report_tables
     from ser_pipeline.config import get_settings
-    from ser_pipeline.reports import run_report
+    from ser_pipeline.reports import run_report, to_records
 
     settings = get_settings(lake=lake, db=db)
     # The demo corpus has no test split; dev is what the gate and the report use.
     columns, rows = run_report(settings.db, "leaderboard", params={"split": "dev"},
                                settings=settings)
-    shown = ["student", "reference", "corpus", "ccc_mean", "ccc_arousal", "ccc_dominance",
-             "ccc_valence", "n", "model_params"]
-    table = Table(title=escape(f"Leaderboard: dev CCC ({settings.db})"))
-    for column in shown:
-        table.add_column(column.replace("ccc_", "CCC "), overflow="fold")
-    for row in rows:
-        record = dict(zip(columns, row, strict=True))
-        add_plain_row(table, *(f"{record[c]:.3f}" if isinstance(record[c], float)
-                               else str(record[c]) for c in shown))
-    console.print(table)
+    console.print(Text(f"Leaderboard: dev CCC ({settings.db})", style="bold"))
+    if not rows:
+        console.print(Text("no dev metrics yet"))
+        return
+    layouts = report_tables.leaderboard_layouts(to_records(columns, rows))
+    report_tables.print_layout(report_tables.fit(layouts, console.width), console)
 
 
 def _demo_predictions(summary: dict, *, demo_dir: str, registry: str | None) -> list[dict]:

@@ -43,6 +43,10 @@ def publish_command(
     allow_regression: Annotated[bool, typer.Option(
         "--allow-regression", help="Move latest even when the candidate is significantly "
         "worse than the current latest (the manifest records it).")] = False,
+    robustness: Annotated[bool, typer.Option(
+        "--robustness", help="Run the robustness suite on the file to be served (the run's "
+        "dev clips vs its teacher) first: results in the manifest, the model card and the "
+        "lake's robustness table.")] = False,
     lake: LakeOption = None,
     registry: RegistryOption = None,
     as_json: JsonOption = False,
@@ -60,17 +64,17 @@ def publish_command(
 
     check_engine(engine)
     settings = settings_for(lake=lake, registry=registry)
-    gate = {"gate_corpora": gate_corpus or None, "gate_split": gate_split,
-            "allow_regression": allow_regression}
+    options = {"gate_corpora": gate_corpus or None, "gate_split": gate_split,
+               "allow_regression": allow_regression, "robustness": robustness}
     try:
         if engine == "prefect":
             from flows.publish import publish_flow
 
             summary = publish_flow(run_id=run, name=name, lake=settings.lake,
-                                   registry=settings.registry, version=version, **gate)
+                                   registry=settings.registry, version=version, **options)
         else:
             summary = publish_run(settings.lake, run, name=name, registry=settings.registry,
-                                  version=version, settings=settings, **gate)
+                                  version=version, settings=settings, **options)
     except (RegistryError, ExportError, RunError, ValueError) as error:
         fail(f"{error} (registry unchanged)")
     if not as_json and not summary["latest"]:

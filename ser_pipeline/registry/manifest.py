@@ -130,6 +130,55 @@ class GateRecord(Record):
     comparison_ids: list[str] = []
 
 
+class RobustnessFigure(Record):
+    """One dimension under one perturbation (the ``robustness`` table's figures)."""
+
+    dimension: str
+    clean_ccc: float | None
+    clean_ccc_lo: float | None = None
+    clean_ccc_hi: float | None = None
+    perturbed_ccc: float | None
+    perturbed_ccc_lo: float | None = None
+    perturbed_ccc_hi: float | None = None
+    ccc_drop: float | None
+    ccc_drop_lo: float | None = None
+    ccc_drop_hi: float | None = None
+    unchanged_share: float | None
+    passed_drop: bool
+    passed_unchanged: bool
+    passed: bool
+
+
+class RobustnessCheck(Record):
+    """One perturbation: passed when every dimension passed."""
+
+    perturbation: str
+    description: str
+    passed: bool
+    dimensions: list[RobustnessFigure]
+
+
+class RobustnessSection(Record):
+    """The robustness suite run on ``file`` at publish, on one corpus and split against
+    one reference (``ser_pipeline.robustness_stage``), with ser-tests' thresholds."""
+
+    file: str | None
+    corpus: str
+    split: str
+    reference: str
+    teacher_id: str | None
+    n_clips: int
+    max_ccc_drop: float
+    min_unchanged_share: float
+    ci_level: float | None = None
+    ci_method: str | None = None
+    ci_unit: str | None = None
+    ci_units: int | None = None
+    ci_resamples: int | None = None
+    perturbation_seed: int | None = None
+    perturbations: list[RobustnessCheck]
+
+
 class ManifestTraining(Training):
     """The run's settings (its id and student are in ``provenance``) and its lake."""
 
@@ -159,6 +208,7 @@ class Manifest(Record):
     packages: dict[str, str | None]
     warnings: list[str]
     extra: dict[str, Any] = {}
+    robustness: list[RobustnessSection] = []
     #: The no-regression gate at publish (None: published without one, or before gates).
     gate: GateRecord | None = None
     _read_from: str = PrivateAttr(default=MANIFEST_SCHEMA)
@@ -274,14 +324,21 @@ def package_versions() -> dict[str, str | None]:
 def build_manifest(export: ExportResult, *, name: str, version: int,
                    files: dict[str, FileEntry], serving: Serving,
                    extra: dict[str, Any] | None = None,
+                   robustness: list[RobustnessSection] | None = None,
                    gate: GateRecord | None = None) -> Manifest:
-    """The manifest of ``export`` published as ``name@version``."""
+    """The manifest of ``export`` published as ``name@version`` (with the robustness
+    suite's results when the publisher ran it; a warning says so if it ran on another
+    file than the one served), and the no-regression gate's decision."""
     run = export.run
     if run is None:  # Registry.publish refuses these before writing anything
         raise RegistryError("this export has no training run (export_model's result)")
     warnings = [w for w in [run.license.warning] if w]
     if export.int8.withheld:
         warnings.append(f"int8 withheld: {export.int8.reason}; fp32 is served")
+    tested = sorted({section.file for section in robustness or [] if section.file})
+    if tested and tested != [serving.default_file]:
+        warnings.append(f"robustness was measured on {', '.join(tested)}; "
+                        f"{serving.default_file} is served")
     perf = export.performance
     performance = None if perf is None else ManifestPerformance(
         gflop_per_clip=perf.gflop_per_clip, cpu_peak=perf.cpu_peak,
@@ -300,7 +357,7 @@ def build_manifest(export: ExportResult, *, name: str, version: int,
         performance=performance,
         training=ManifestTraining(**run.training.model_dump(), lake=redact(run.lake)),
         ccc=run.ccc, license=run.license, packages=package_versions(), warnings=warnings,
-        extra=dict(extra or {}), gate=gate)
+        extra=dict(extra or {}), robustness=list(robustness or []), gate=gate)
 
 
 #: Top-level keys of a schema-1 manifest (anything else came from ``publish(extra=)``).

@@ -38,6 +38,7 @@ from ser_pipeline.registry.manifest import (
     FileEntry,
     GateRecord,
     Manifest,
+    RobustnessSection,
     build_manifest,
     serving_for,
 )
@@ -69,6 +70,7 @@ class Registry(RegistryStore):
     def publish(self, export: ExportResult | str | Path, *, name: str,
                 version: int | None = None, record_db: bool = True,
                 extra: dict[str, Any] | None = None,
+                robustness: list[RobustnessSection] | None = None,
                 gate: GateRecord | None = None) -> Manifest:
         """Publish an export as a new immutable version and move ``latest`` to it, unless
         the no-regression gate held it back.
@@ -80,6 +82,9 @@ class Registry(RegistryStore):
             version: Explicit version number; default the next free one.
             record_db: Also insert the manifest into the DuckDB ``models`` table.
             extra: More facts for the manifest's ``extra`` section (e.g. a description).
+            robustness: The robustness suite's results on the served file, for the
+                manifest and the model card
+                (:func:`ser_pipeline.robustness_stage.publish_with_robustness`).
             gate: The gate's decision (:func:`ser_pipeline.registry.gate.gate_candidate`),
                 recorded in the manifest; ``latest`` moves only when ``gate.promoted``.
                 None (no gate): ``latest`` moves.
@@ -131,7 +136,8 @@ class Registry(RegistryStore):
                     raise RegistryError(f"{self._uri(folder, file_name)} appeared during the "
                                         "publish: another writer is using this version")
             manifest = build_manifest(export, name=name, version=version, files=files,
-                                      serving=serving, extra=extra, gate=gate)
+                                      serving=serving, extra=extra, robustness=robustness,
+                                      gate=gate)
             from ser_pipeline.model_card import CARD_FILE, model_card  # README.md (HF-style)
 
             self._create_in_claimed(f"{folder}/{CARD_FILE}", model_card(manifest).encode())
@@ -244,12 +250,15 @@ def publish_gated(lake: Lake, export: ExportResult | str | Path, *, name: str,
                   registry: Registry, version: int | None = None,
                   gate_corpora: Sequence[str] | None = None, gate_split: str = "dev",
                   allow_regression: bool = False, record_db: bool = True,
-                  settings: Settings | None = None) -> Manifest:
+                  robustness: bool = False, settings: Settings | None = None) -> Manifest:
     """Publish an export behind the no-regression gate: compare it with ``latest`` of
     ``name`` on the gate corpora's split (default: the run's training corpora, ``dev``)
     and move ``latest`` only when it is not significantly worse, or with
     ``allow_regression`` (:mod:`ser_pipeline.registry.gate`). A held-back candidate is
-    still published, as a version ``latest`` does not point at."""
+    still published, as a version ``latest`` does not point at. With ``robustness`` the
+    robustness suite runs on the served file too
+    (:func:`ser_pipeline.robustness_stage.publish_with_robustness`, which leaves the
+    DuckDB record to the caller)."""
     from ser_pipeline.registry.gate import gate_candidate
 
     if not isinstance(export, ExportResult):
@@ -257,6 +266,11 @@ def publish_gated(lake: Lake, export: ExportResult | str | Path, *, name: str,
     gate = gate_candidate(lake, export, registry=registry, name=name, corpora=gate_corpora,
                           split=gate_split, allow_regression=allow_regression,
                           settings=settings or registry.settings)
+    if robustness:
+        from ser_pipeline.robustness_stage import publish_with_robustness
+
+        return publish_with_robustness(registry, export, lake, name=name, version=version,
+                                       gate=gate)
     return registry.publish(export, name=name, version=version, record_db=record_db,
                             gate=gate)
 
@@ -272,6 +286,7 @@ def publish_run(
     out_dir: str | Path | None = None,
     calibration_clips: int = 32,
     record_db: bool = True,
+    robustness: bool = False,
     gate_corpora: Sequence[str] | None = None,
     gate_split: str = "dev",
     allow_regression: bool = False,
@@ -280,7 +295,10 @@ def publish_run(
     gate (:func:`publish_gated`): the whole ``ser publish``.
 
     Parity runs before anything touches the registry; a :class:`ParityError` leaves it
-    unchanged. Returns :func:`publish_summary` of the manifest.
+    unchanged. With ``robustness``, the robustness suite runs on the file to be served
+    (the run's dev clips against its teacher) before the publish, its results go into the
+    manifest and the model card, and its rows into the lake's ``robustness`` table under
+    ``name@version``. Returns :func:`publish_summary` of the manifest.
     """
     from ser_pipeline.export import export_run
     from ser_pipeline.lake import Lake
@@ -295,7 +313,7 @@ def publish_run(
         manifest = publish_gated(lake, export, name=name, registry=target, version=version,
                                  gate_corpora=gate_corpora, gate_split=gate_split,
                                  allow_regression=allow_regression, record_db=False,
-                                 settings=settings)
+                                 robustness=robustness, settings=settings)
     return publish_summary(manifest, db=target.record_db(manifest) if record_db else None)
 
 
@@ -314,6 +332,10 @@ def publish_summary(manifest: Manifest, *, db: str | None = None) -> dict[str, A
         "int8_latency_ms": perf.int8.latency_ms if perf and perf.int8 else None,
         "serves": manifest.serving.default_file, "serving_reason": manifest.serving.reason,
         "license": manifest.license.id, "warnings": manifest.warnings, "db": db,
+        "robustness": [
+            f"{sum(c.passed for c in r.perturbations)} of {len(r.perturbations)} "
+            f"perturbations pass ser-tests ({r.corpus} {r.split} vs {r.reference}, "
+            f"{r.n_clips} clips)" for r in manifest.robustness],
         "latest": manifest.gate is None or manifest.gate.promoted,
         "gate": manifest.gate.reason if manifest.gate is not None else None,
     }

@@ -167,8 +167,10 @@ def distill_flow(
                                   "version": existing.get("version"), "name": name}
             continue
         try:
+            # the no-regression gate compares with latest on the clips the quality gate read
             result = publish_flow(run_id=run_id, name=name, lake=lake_url,
-                                  registry=registry_url, robustness=robustness)
+                                  registry=registry_url, gate_corpora=train_corpora,
+                                  gate_split="dev", robustness=robustness)
             published[student] = {"published": True, "reason": reason, **result}
         except Exception as error:  # noqa: BLE001 - a failed parity blocks only this student
             published[student] = {"published": False, "reason": str(error)}

@@ -28,20 +28,26 @@ def evaluate_model_task(label: str, run_id: str | None, model: str | None, optio
 
 def results_markdown(evaluations: list[dict]) -> str:
     """A markdown table: one line per model/corpus/split/reference with CCC per dimension."""
-    lines = ["| model | corpus | split | reference | teacher | n | CCC A | CCC D | CCC V | mean |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | corpus | split | reference | teacher | n | CCC A | CCC D | CCC V | mean "
+             "| speaker mean |", "|---|---|---|---|---|---|---|---|---|---|---|"]
 
-    def fmt(value: float | None) -> str:
-        return "–" if value is None else f"{value:.3f}"
+    def fmt(row: dict, key: str) -> str:
+        value, lo, hi = row.get(key), row.get(f"{key}_lo"), row.get(f"{key}_hi")
+        if value is None:
+            return "–"
+        return f"{value:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None
+                                 else "")
 
     for summary in evaluations:
         for row in summary["results"]:
             lines.append(
                 f"| {summary['model']} | {row['corpus']} | {row['split']} | {row['reference']} "
-                f"| {row['teacher_id'] or '–'} | {row['n']} | {fmt(row.get('ccc_arousal'))} | "
-                f"{fmt(row.get('ccc_dominance'))} | {fmt(row.get('ccc_valence'))} | "
-                f"{fmt(row.get('ccc_mean'))} |")
-    return "\n".join(lines)
+                f"| {row['teacher_id'] or '–'} | {row['n']} | {fmt(row, 'ccc_arousal')} | "
+                f"{fmt(row, 'ccc_dominance')} | {fmt(row, 'ccc_valence')} | "
+                f"{fmt(row, 'ccc_mean')} | {fmt(row, 'speaker_ccc_mean')} |")
+    return "\n".join(lines + ["", "[lo, hi]: 95 % percentile bootstrap intervals (speakers "
+                               "resampled where known); speaker mean: the mean of "
+                               "per-speaker CCCs"])
 
 
 @flow(name="evaluate", log_prints=True, persist_result=False)

@@ -3,9 +3,10 @@
 ``build_db`` runs ``sql/*.sql`` in name order, in one transaction, so a failed refresh
 leaves the previous file intact:
 
-* small tables are **materialised** (``metrics``, ``robustness``, ``runs``; ``models`` is
-  kept across rebuilds and filled by the registry through :func:`upsert_model`), so anyone
-  can query them with nothing but DuckDB, wherever the lake lives;
+* small tables are **materialised** (``metrics``, ``robustness``, ``fairness``,
+  ``comparisons``, ``runs``; ``models`` is kept across rebuilds and filled by the registry
+  through :func:`upsert_model`), so anyone can query them with nothing but DuckDB,
+  wherever the lake lives;
 * large lake tables are **views** over the lake's Parquet (``audio`` without the audio
   bytes, ``human_labels``, ``teacher_labels``, ``splits``, ``predictions``,
   ``quarantine``).
@@ -48,7 +49,9 @@ log = logging.getLogger(__name__)
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 #: Lake tables the SQL files may reference as ``{{name}}``.
 LAKE_TABLES = ("audio", "human_labels", "teacher_labels", "splits", "predictions",
-               "quarantine", "drift", "robustness", "metrics")
+               "quarantine", "drift", "robustness", "metrics", "fairness", "comparisons")
+#: Lake tables materialised in the file (small: evaluation results); the others are views.
+MATERIALISED = ("metrics", "robustness", "fairness", "comparisons")
 #: DuckDB settings for every connection: never download or auto-load extensions.
 DUCKDB_CONFIG = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
 
@@ -105,9 +108,11 @@ def lake_relation(lake: Lake, table: str) -> tuple[str, bool]:
     """``(sql, exists)``: a ``read_parquet`` over the table's part files, or an empty
     relation with its columns when it has none.
 
-    The part files are read by name on top of the empty relation, so every column of the
-    table's schema is there even when no part has it yet (parts written before a column
-    was added, e.g. the metrics interval columns): such columns read as NULL.
+    The part files are unioned *by name* with the empty relation, so the result always has
+    every column of the table's current schema: a column added to the schema later (say
+    ``audio.gender`` or ``metrics.ccc_lo``) reads as NULL in older parts even when no part
+    has it yet, and the views that name it still bind. DuckDB pushes projections through
+    the union (the ``audio`` view never reads the audio bytes, checked with EXPLAIN).
     """
     if table not in TABLES:
         raise DatabaseError(f"unknown lake table {table!r}; known: {', '.join(TABLES)}")
@@ -177,6 +182,73 @@ def connect(db_path: str | Path, *, read_only: bool = True,
         row = None  # a file not built by build_db (e.g. only models upserted)
     if row and row[0]:
         _register_lake_fs(con, row[0], settings or get_settings())
+    return con
+
+
+_VIEW_STATEMENT = re.compile(r"CREATE\s+OR\s+REPLACE\s+VIEW\s+(\w+)\s+AS\b", re.IGNORECASE)
+_READS = re.compile(r"\b(?:FROM|JOIN)\s+(\w+)", re.IGNORECASE)
+
+
+def view_statements(sql_dir: Path | None = None) -> dict[str, str]:
+    """The ``CREATE OR REPLACE VIEW`` statements of ``20_views.sql`` by view name, with
+    their ``{{table}}`` placeholders (statements end with ``;`` at the end of a line).
+
+    Examples:
+        >>> sorted(view_statements())[:3]
+        ['audio', 'drift', 'human_labels']
+    """
+    text = (Path(sql_dir or SQL_DIR) / "20_views.sql").read_text()
+    statements = {}
+    for statement in re.split(r";[ \t]*(?:\n|$)", text):
+        match = _VIEW_STATEMENT.search(statement)
+        if match:
+            statements[match.group(1)] = statement[match.start():].strip()
+    return statements
+
+
+def lake_views(lake: Lake, views: tuple[str, ...] | list[str], *,
+               sql_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection holding ``views`` of ``sql/20_views.sql`` (and the
+    views they read) over the lake, so library code asks the lake the same questions the
+    analyst database answers, with the semantics written once (e.g. which teacher label of
+    a clip is its current one). An ``s3://`` lake's filesystem is registered on it.
+
+    Raises:
+        DatabaseError: a view ``20_views.sql`` does not define.
+
+    Examples:
+        >>> import tempfile
+        >>> con = lake_views(Lake.open(tempfile.mkdtemp()), ["latest_human_labels"])
+        >>> con.execute("SELECT count(*) FROM latest_human_labels").fetchall()
+        [(0,)]
+    """
+    statements = view_statements(sql_dir)
+    ordered: list[str] = []
+
+    def add(name: str) -> None:
+        if name in ordered:
+            return
+        if name not in statements:
+            raise DatabaseError(f"sql/20_views.sql defines no view {name!r}; it defines "
+                                f"{', '.join(sorted(statements))}")
+        for read in _READS.findall(statements[name]):
+            if read in statements and read != name:
+                add(read)
+        ordered.append(name)
+
+    for view in views:
+        add(view)
+    con = duckdb.connect(":memory:", config=DUCKDB_CONFIG)
+    try:
+        if lake.url.startswith("s3://"):
+            con.register_filesystem(lake.storage.fs)
+        for name in ordered:
+            placeholders = set(_PLACEHOLDER.findall(statements[name]))
+            relations = {table: lake_relation(lake, table)[0] for table in placeholders}
+            con.execute(render_sql(statements[name], relations))
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
@@ -292,7 +364,7 @@ def build_db(lake: Lake, *, out: str | Path | None = None, settings: Settings | 
     for table in LAKE_TABLES:
         relations[table], exists = lake_relation(lake, table)
         if not exists:
-            kind = "table" if table in ("metrics", "robustness") else "view"
+            kind = "table" if table in MATERIALISED else "view"
             notices.append(f"lake table {table!r} has no part files yet in {lake.url}: "
                            f"{kind} {table!r} returns 0 rows (rebuild after it appears)")
     runs, run_notices = _runs_table(lake)
@@ -325,7 +397,7 @@ def build_db(lake: Lake, *, out: str | Path | None = None, settings: Settings | 
             raise
         con.unregister("_stage_runs")
         counts = {name: con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
-                  for name in ("metrics", "runs", "models", *LAKE_TABLES[:-1])}
+                  for name in ("runs", "models", *LAKE_TABLES)}
     finally:
         con.close()
     for notice in notices:

@@ -194,7 +194,11 @@ def quality_gate(results: list[dict[str, Any]], *, min_ccc: float,
 
 
 def publish_outcome(outcome: dict) -> str:
-    """``published v1``, or ``published v1 (fp32 only: int8 parity A 0.970 < 0.98 ...)``."""
+    """``published v1``, ``published v1 (fp32 only: int8 parity A 0.970 < 0.98 ...)``, or
+    ``published v2, not latest (held back: ...)`` when the no-regression gate held it."""
     version = f" v{outcome['version']}" if outcome.get("version") else ""
     withheld = outcome.get("int8_withheld")
-    return f"published{version}" + (f" (fp32 only: {withheld})" if withheld else "")
+    text = f"published{version}" + (f" (fp32 only: {withheld})" if withheld else "")
+    if outcome.get("latest") is False:
+        text += f", not latest ({outcome.get('gate')})"
+    return text

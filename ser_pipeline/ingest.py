@@ -175,7 +175,7 @@ def ingest_shard(
             "orig_sample_rate": decoded.orig_sample_rate,
             "orig_channels": decoded.orig_channels, "orig_format": decoded.orig_format,
             "speaker": entry.speaker, "split": entry.split, "is_silent": flagged,
-            "ingested_at": now,
+            "ingested_at": now, "gender": entry.gender,
         })
         if entry.has_labels:
             label_rows.append({"audio_id": audio_id, "corpus": corpus, "arousal": entry.arousal,

@@ -477,11 +477,13 @@ def leaderboard_layouts(records: Sequence[Mapping[str, Any]]) -> list[Layout]:
              *(_figure(r, f"ccc_{d}") for d in LABELS),
              int(r["model_params"]) if r.get("model_params") is not None else None)
             for i, r in enumerate(rows)), left=2))
-        stacked.append(Block(title, ("#", "student", "dim", "CCC"), tuple(
+        stacked.append(Block(title, ("#", "student", "dim", "CCC", "params"), tuple(
             (str(i + 1) if d == "mean" else "", str(r.get("student")) if d == "mean" else "",
              d if d == "mean" else _DIM[d],
              Figure(r.get("ccc_mean"), r.get("ccc_mean_lo"), r.get("ccc_mean_hi"))
-             if d == "mean" else _figure(r, f"ccc_{d}"))
+             if d == "mean" else _figure(r, f"ccc_{d}"),
+             (int(r["model_params"]) if r.get("model_params") is not None else None)
+             if d == "mean" else "")
             for i, r in enumerate(rows) for d in ("mean", *LABELS)), left=3))
     notes = tuple(footnotes)
     return [Layout("one block per reference", tuple(blocks), notes),

@@ -484,7 +484,8 @@ def robustness_of_export(lake: Lake, export: Any, *, settings: Settings | None =
 
 
 def publish_with_robustness(registry: Any, export: Any, lake: Lake, *, name: str,
-                            version: int | None = None, **options: Any) -> Any:
+                            version: int | None = None, gate: Any = None,
+                            **options: Any) -> Any:
     """Publish ``export`` with its robustness results: the suite runs on the file the
     version will serve (:func:`robustness_of_export`), the manifest and model card carry
     the results, and the rows land in ``robustness/`` under ``name@version``.
@@ -495,6 +496,8 @@ def publish_with_robustness(registry: Any, export: Any, lake: Lake, *, name: str
         lake: The lake with the run's dev clips and teacher labels.
         name: Model name.
         version: Explicit version (default the next free one).
+        gate: The no-regression gate's decision (``GateRecord``): ``latest`` moves only
+            when it says so (:meth:`Registry.publish`).
         **options: Options of :func:`run_robustness` (``n_resamples``, ``max_clips``...).
 
     Returns:
@@ -506,6 +509,6 @@ def publish_with_robustness(registry: Any, export: Any, lake: Lake, *, name: str
         export = load_export(export)
     checked = robustness_of_export(lake, export, settings=registry.settings, **options)
     manifest = registry.publish(export, name=name, version=version, record_db=False,
-                                robustness=manifest_sections(checked))
+                                robustness=manifest_sections(checked), gate=gate)
     write_robustness(lake, checked, model=f"{manifest.name}@{manifest.version}")
     return manifest

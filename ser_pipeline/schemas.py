@@ -30,6 +30,7 @@ _HF_FEATURES = {
     "split": {"dtype": "string", "_type": "Value"},
     "is_silent": {"dtype": "bool", "_type": "Value"},
     "ingested_at": {"dtype": "timestamp[us, tz=UTC]", "_type": "Value"},
+    "gender": {"dtype": "string", "_type": "Value"},
 }
 
 AUDIO = pa.schema(
@@ -46,6 +47,10 @@ AUDIO = pa.schema(
         ("split", pa.string()),
         ("is_silent", pa.bool_()),
         ("ingested_at", _ts),
+        # The speaker's gender where the corpus says it (normalised to "female"/"male",
+        # other values lower-cased; ser_pipeline.recipes.core.normalise_gender); null where
+        # it does not, and in parts written before the column existed.
+        ("gender", pa.string()),
     ],
     metadata={"huggingface": json.dumps({"info": {"features": _HF_FEATURES}})},
 )
@@ -158,6 +163,74 @@ METRICS = pa.schema(
     ]
 )
 
+# Fairness slices written by ``ser evaluate`` where the scored clips carry a group
+# attribute (``audio.gender``): per (evaluation, attribute, dimension) one ``kind='group'``
+# row per group and one ``kind='gap'`` row (best group minus worst, both picked on the data).
+# ``eval_id`` is the metrics part the slices belong to.
+FAIRNESS = pa.schema(
+    [
+        ("eval_id", pa.string()),
+        ("model", pa.string()),
+        ("model_key", pa.string()),
+        ("run_id", pa.string()),
+        ("student", pa.string()),
+        ("teacher_id", pa.string()),
+        ("corpus", pa.string()),
+        ("split", pa.string()),
+        ("split_name", pa.string()),
+        ("reference", pa.string()),  # teacher | human
+        ("attribute", pa.string()),  # e.g. gender
+        ("kind", pa.string()),  # group | gap
+        ("group_value", pa.string()),  # the group (kind='group'); NULL on gap rows
+        ("best_group", pa.string()),  # gap rows: the group with the higher CCC
+        ("worst_group", pa.string()),  # gap rows: the group with the lower CCC
+        ("dimension", pa.string()),
+        ("ccc", pa.float64()),  # group rows: the group's CCC; gap rows: best minus worst
+        ("ccc_lo", pa.float64()),
+        ("ccc_hi", pa.float64()),
+        ("n", pa.int64()),  # clips in the group (gap rows: in both groups)
+        ("ci_level", pa.float64()),
+        ("ci_method", pa.string()),
+        ("ci_unit", pa.string()),  # speaker | clip (resampled within each group)
+        ("ci_units", pa.int64()),  # units in the group (gap rows: the smaller group's)
+        ("ci_resamples", pa.int64()),
+        ("evaluated_at", _ts),
+    ]
+)
+
+# Paired comparisons of two models on the same clips (``ser compare`` and the publish
+# gate): one row per (comparison, dimension), dimension ``mean`` being the mean of A/D/V.
+# delta = CCC(model_a) - CCC(model_b) with a paired bootstrap interval.
+COMPARISONS = pa.schema(
+    [
+        ("comparison_id", pa.string()),  # hash of both model keys + the exact data compared
+        ("purpose", pa.string()),  # compare | gate
+        ("model_a", pa.string()),
+        ("model_a_key", pa.string()),
+        ("model_b", pa.string()),
+        ("model_b_key", pa.string()),
+        ("corpus", pa.string()),
+        ("split", pa.string()),
+        ("split_name", pa.string()),
+        ("reference", pa.string()),  # teacher | human
+        ("teacher_id", pa.string()),
+        ("dimension", pa.string()),  # arousal | dominance | valence | mean
+        ("n", pa.int64()),
+        ("ccc_a", pa.float64()),
+        ("ccc_b", pa.float64()),
+        ("delta", pa.float64()),
+        ("delta_lo", pa.float64()),
+        ("delta_hi", pa.float64()),
+        ("verdict", pa.string()),  # better | worse | not distinguishable (A relative to B)
+        ("ci_level", pa.float64()),
+        ("ci_method", pa.string()),
+        ("ci_unit", pa.string()),
+        ("ci_units", pa.int64()),
+        ("ci_resamples", pa.int64()),
+        ("compared_at", _ts),
+    ]
+)
+
 # Written by ``ser robustness`` (ser_pipeline.robustness_stage): one row per (model, corpus,
 # split, reference, teacher, perturbation, dimension) and suite run. The clean figures repeat
 # on every perturbation's rows; undefined figures are NULL, never NaN.
@@ -237,4 +310,6 @@ TABLES: dict[str, pa.Schema] = {
     "metrics": METRICS,
     "drift": DRIFT,
     "robustness": ROBUSTNESS,
+    "fairness": FAIRNESS,
+    "comparisons": COMPARISONS,
 }

@@ -9,7 +9,7 @@
 -- Audio metadata WITHOUT the audio bytes (the `audio` struct is never read).
 CREATE OR REPLACE VIEW audio AS
 SELECT audio_id, corpus, source_path, duration_s, orig_sample_rate, orig_channels,
-       orig_format, speaker, split, is_silent, ingested_at
+       orig_format, speaker, split, is_silent, ingested_at, gender
 FROM {{audio}} AS a;
 
 CREATE OR REPLACE VIEW human_labels AS SELECT * FROM {{human_labels}} AS h;
@@ -23,27 +23,49 @@ CREATE OR REPLACE VIEW predictions AS SELECT * FROM {{predictions}} AS p;
 CREATE OR REPLACE VIEW quarantine AS SELECT * FROM {{quarantine}} AS q;
 
 -- The current teacher label of each (teacher, clip): relabelling adds rows, and the newest
--- (labeled_at) wins; between rows labelled at the same moment, the lowest teacher_sha256.
--- Reports that need the current labels (paper_table, teacher_vs_human, student_vs_teacher,
--- label_drift) read them here.
+-- (labeled_at) wins; between rows labelled at the same moment, the lowest teacher_sha256,
+-- then the smallest (arousal, dominance, valence), so the choice never depends on file
+-- order. Reports that need the current labels (paper_table, teacher_vs_human,
+-- student_vs_teacher, label_drift) and `ser evaluate` (through
+-- ser_pipeline.db.lake_views) read them here: these two views are the one definition.
 CREATE OR REPLACE VIEW latest_teacher_labels AS
 SELECT * FROM teacher_labels
 QUALIFY row_number() OVER (PARTITION BY teacher_id, audio_id
-                           ORDER BY labeled_at DESC, teacher_sha256) = 1;
+                           ORDER BY labeled_at DESC, teacher_sha256 ASC NULLS LAST,
+                                    arousal ASC NULLS LAST, dominance ASC NULLS LAST,
+                                    valence ASC NULLS LAST) = 1;
 
--- The current human label of each clip: the newest ingest (ingested_at) wins. A clip's
--- audio is stored once, under one corpus, so its human labels all carry that corpus.
+-- The current human label of each clip: the newest ingest (ingested_at) wins; between
+-- rows ingested at the same moment, the smallest (arousal, dominance, valence), so re-runs
+-- score the same rows. A clip's audio is stored once, under one corpus, so its human
+-- labels all carry that corpus.
 CREATE OR REPLACE VIEW latest_human_labels AS
 SELECT * FROM human_labels
-QUALIFY row_number() OVER (PARTITION BY audio_id ORDER BY ingested_at DESC) = 1;
+QUALIFY row_number() OVER (PARTITION BY audio_id
+                           ORDER BY ingested_at DESC, arousal ASC NULLS LAST,
+                                    dominance ASC NULLS LAST, valence ASC NULLS LAST,
+                                    source_scale ASC NULLS LAST) = 1;
 
 -- Relabel drift reports: one row per (report, dimension), see ser_pipeline/drift.py.
 CREATE OR REPLACE VIEW drift AS SELECT * FROM {{drift}} AS d;
 
--- The latest evaluation of each (model, corpus, split, reference, teacher, dimension):
--- re-evaluating after labels change adds rows; reports want the current ones.
+-- The latest evaluation of each (model, corpus, split, reference, teacher, aggregation,
+-- dimension): re-evaluating after labels change adds rows; reports want the current ones.
+-- `aggregation` is 'global' (CCC over all clips, the paper's figure) or 'speaker_mean'
+-- (the mean of per-speaker CCCs); rows written before the column existed (NULL) are
+-- global CCCs and read as 'global'. Reports pick the aggregation they mean: global unless
+-- they say otherwise.
 CREATE OR REPLACE VIEW latest_metrics AS
-SELECT * FROM metrics
+SELECT * REPLACE (coalesce(aggregation, 'global') AS aggregation) FROM metrics
 QUALIFY row_number() OVER (
-    PARTITION BY model_key, corpus, split, reference, coalesce(teacher_id, ''), dimension
+    PARTITION BY model_key, corpus, split, reference, coalesce(teacher_id, ''),
+                 coalesce(aggregation, 'global'), dimension
+    ORDER BY evaluated_at DESC, eval_id) = 1;
+
+-- The latest fairness slices of each (model, corpus, split, reference, teacher, attribute),
+-- from the newest evaluation that wrote slices (see the `fairness` table).
+CREATE OR REPLACE VIEW latest_fairness AS
+SELECT * FROM fairness
+QUALIFY dense_rank() OVER (
+    PARTITION BY model_key, corpus, split, reference, coalesce(teacher_id, ''), attribute
     ORDER BY evaluated_at DESC, eval_id) = 1;

@@ -100,7 +100,9 @@ def build_audformat(root: Path) -> Path:
     db.schemes["arousal"] = audformat.Scheme("float", minimum=-1.0, maximum=1.0)
     db.schemes["dominance"] = audformat.Scheme("float", minimum=-1.0, maximum=1.0)
     db.schemes["valence"] = audformat.Scheme("float", minimum=-1.0, maximum=1.0)
-    db.schemes["speaker"] = audformat.Scheme("str")
+    # the speakers' gender as audformat databases record it: in the speaker scheme's labels
+    db.schemes["speaker"] = audformat.Scheme("str", labels={
+        "spk0": {"gender": "female"}, "spk1": {"gender": "male"}})
     db.splits["train"] = audformat.Split("train")
     db.splits["test"] = audformat.Split("test")
     train = audformat.filewise_index(files[:2])
@@ -114,6 +116,9 @@ def build_audformat(root: Path) -> Path:
             db[table][dimension].set([v[position] for v in values])
         db[table]["speaker"] = audformat.Column(scheme_id="speaker")
         db[table]["speaker"].set([f"spk{i}" for i in range(len(values))])
+    # a filewise gender column wins over the speaker's labels (c.wav: spk0, "M")
+    db["emotion.test"]["gender"] = audformat.Column()
+    db["emotion.test"]["gender"].set(["M"])
     segments = audformat.segmented_index(files[0], starts=[0.0], ends=[pd.Timedelta(0.5, "s")])
     db["segments"] = audformat.Table(segments)
     db.save(root)

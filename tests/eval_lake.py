@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from lakes import add_teacher_labels, make_audio_lake
 
-from ser_pipeline.evaluate import ModelIdentity, evaluate
+from ser_pipeline.evaluate import ModelIdentity, compare, evaluate
 from ser_pipeline.lake import Lake, content_key, utcnow
 from ser_pipeline.robustness_stage import run_robustness
 from ser_pipeline.students import MIN_SAMPLES
@@ -59,10 +59,11 @@ def write_splits(lake: Lake, records: list[dict], *, corpus: str = "toy",
 
 
 def evaluated_lake(url: str, *, n: int = 12) -> tuple[Lake, list[dict]]:
-    """A lake with audio, human + teacher labels, splits, a quarantine row, two
-    evaluated models (so metrics and predictions exist) and the robustness suite of the
-    first on its dev clips (so robustness rows exist)."""
-    lake, records = make_audio_lake(url, n=n, seconds=(0.5, 1.0))
+    """A lake with audio (speakers with a gender), human + teacher labels, splits, a
+    quarantine row, two evaluated models (so metrics, fairness slices and predictions
+    exist), their comparison, and the robustness suite of the first on its dev clips (so
+    robustness rows exist)."""
+    lake, records = make_audio_lake(url, n=n, seconds=(0.5, 1.0), genders=("female", "male"))
     add_teacher_labels(lake, records, noise=0.05)
     write_splits(lake, records)
     lake.write_part("quarantine", [{
@@ -72,6 +73,9 @@ def evaluated_lake(url: str, *, n: int = 12) -> tuple[Lake, list[dict]]:
     evaluate(lake, predictor=FeaturePredictor("model-a", params=72_000))
     evaluate(lake, predictor=FeaturePredictor("model-b", student="other", params=2_500_000,
                                               scale=0.5))
+    compare(lake, FeaturePredictor("model-a", params=72_000),
+            FeaturePredictor("model-b", student="other", params=2_500_000, scale=0.5),
+            corpora=["toy"], split="test")
     run_robustness(lake, predictor=FeaturePredictor("model-a", params=72_000),
                    n_resamples=200)
     return lake, records

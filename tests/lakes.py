@@ -41,9 +41,11 @@ def synthetic_labels(params: dict) -> tuple[float, float, float]:
 def make_audio_lake(
     url: str, *, n: int = 24, seconds: tuple[float, float] = (1.0, 3.0), corpus: str = "toy",
     speakers: int = 6, human_labels: bool = True, seed: int = 0,
+    genders: tuple[str, ...] | None = None,
 ) -> tuple[Lake, list[dict]]:
     """Write ``n`` clips (and optionally human labels) to a lake; returns the lake and
-    per-clip records ``{audio_id, params, labels, signal}``."""
+    per-clip records ``{audio_id, params, labels, signal, speaker, gender}``. Speaker ``k``
+    has gender ``genders[k % len(genders)]`` when ``genders`` is given (else none)."""
     lake = Lake.open(url)
     rng = np.random.default_rng(seed)
     records, audio_rows, label_rows = [], [], []
@@ -53,15 +55,17 @@ def make_audio_lake(
         flac = encode_flac(signal)
         audio_id = hashlib.sha256(flac).hexdigest()
         labels = synthetic_labels(params)
+        speaker = f"spk{index % speakers}" if speakers else None
+        gender = genders[(index % speakers) % len(genders)] if genders and speakers else None
         records.append({"audio_id": audio_id, "params": params, "labels": labels,
-                        "signal": signal})
+                        "signal": signal, "speaker": speaker, "gender": gender})
         audio_rows.append({
             "audio_id": audio_id, "audio": {"bytes": flac, "path": f"clip{index:04d}.flac"},
             "corpus": corpus, "source_path": f"clip{index:04d}.flac",
             "duration_s": signal.size / SAMPLE_RATE, "orig_sample_rate": SAMPLE_RATE,
             "orig_channels": 1, "orig_format": "FLAC/PCM_16",
-            "speaker": f"spk{index % speakers}" if speakers else None, "split": None,
-            "is_silent": False, "ingested_at": utcnow(),
+            "speaker": speaker, "split": None, "is_silent": False, "ingested_at": utcnow(),
+            "gender": gender,
         })
         label_rows.append({"audio_id": audio_id, "corpus": corpus, "arousal": labels[0],
                            "dominance": labels[1], "valence": labels[2],

@@ -50,12 +50,14 @@ def fit_head(model: torch.nn.Module, signals: list[np.ndarray], labels: list, *,
 def make_run(lake_url: str, *, run_id: str = "wav2small-test-run", fitted: bool = True,
              outlier: float = 0.0, n: int = 32, n_dev: int = 12,
              lake: Lake | None = None, records: list | None = None,
-             ) -> tuple[Lake, str, list]:
+             head_scale: float = 1.0) -> tuple[Lake, str, list]:
     """A lake with clips, a dev/train split and one wav2small run with a best checkpoint.
 
     ``outlier`` adds that bias to one channel of the first conv (a tampered weight): fp32
     is unaffected, but a per-tensor int8 activation range stretched by one channel
-    flattens the others, the classic way int8 breaks.
+    flattens the others, the classic way int8 breaks. ``head_scale`` multiplies the fitted
+    head's weights: -1 gives a deliberately worse model whose outputs still vary (its
+    predictions run against the labels), as a bad training run's would.
     """
     torch.manual_seed(0)
     fresh = lake is None
@@ -73,6 +75,11 @@ def make_run(lake_url: str, *, run_id: str = "wav2small-test-run", fitted: bool 
     if fitted:
         train = records[n_dev:]
         fit_head(model, [r["signal"] for r in train], [r["labels"] for r in train])
+    if head_scale != 1.0:
+        head = [m for m in model.modules()
+                if isinstance(m, torch.nn.Linear) and m.out_features == 3][-1]
+        with torch.no_grad():
+            head.weight.mul_(head_scale)
     checkpoint = save_checkpoint(lake, run_id, 100, model.state_dict())
     write_run_meta(lake, run_id, {
         "student": "wav2small", "student_options": {}, "teacher_id": TEACHER,

@@ -39,7 +39,10 @@ def test_tables_and_views_match_the_lake(built) -> None:
     lake, records, db, summary = built
     # Only relabel writes drift reports, so a fresh lake has none yet.
     assert [n.split("'")[1] for n in summary["notices"]] == ["drift"]
-    assert summary["rows"]["metrics"] == lake.count("metrics") == 24
+    # 2 models x (dev, test) x (teacher, human) x 3 dimensions x (global, speaker_mean)
+    assert summary["rows"]["metrics"] == lake.count("metrics") == 48
+    assert summary["rows"]["fairness"] == lake.count("fairness") > 0
+    assert summary["rows"]["comparisons"] == lake.count("comparisons") == 4
     for view in VIEWS:
         assert summary["rows"][view] == lake.count(view), view
     with connect(db) as con:
@@ -100,7 +103,7 @@ def test_missing_lake_tables_give_empty_views_with_a_notice(tmp_path: Path, lake
     lake, _ = make_audio_lake(lake_url, n=2, human_labels=False)
     summary = build_db(lake, out=tmp_path / "partial.duckdb")
     missing = {"human_labels", "teacher_labels", "splits", "predictions", "quarantine",
-               "drift", "robustness", "metrics"}
+               "drift", "robustness", "metrics", "fairness", "comparisons"}
     assert {n.split("'")[1] for n in summary["notices"]} == missing
     with connect(summary["db"]) as con:
         for view in missing:
@@ -129,8 +132,9 @@ def test_parts_older_than_a_column_read_it_as_null(tmp_path: Path) -> None:
     db = build_db(lake, out=tmp_path / "old.duckdb")["db"]
     with connect(db) as con:
         assert [r[0] for r in con.execute("DESCRIBE metrics").fetchall()] == METRICS.names
+        # an old row is a global CCC: the table reads its NULL aggregation as 'global'
         assert con.execute("SELECT ccc, ccc_lo, aggregation FROM metrics").fetchall() == [
-            (0.5, None, None)]
+            (0.5, None, "global")]
     columns, rows = run_report(db, "paper_table")
     student = dict(zip(columns, rows[0], strict=True))
     assert (student["model"], student["teacher_arousal"], student["teacher_arousal_lo"]) == (
@@ -259,7 +263,7 @@ def test_plain_duckdb_process_reads_tables_and_views(built) -> None:
                             text=True, timeout=120, cwd="/")
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert out == {"metrics": 24, "audio": len(records), "teacher": 12, "modules": []}
+    assert out == {"metrics": 48, "audio": len(records), "teacher": 24, "modules": []}
 
 
 def test_s3_lake_through_registered_fsspec(s3_env: dict, tmp_path: Path) -> None:
@@ -300,7 +304,71 @@ def test_cli_db_build(tmp_path: Path, lake_url: str) -> None:
     result = CliRunner().invoke(app, ["db", "build", "--out", str(out), "--lake", lake_url,
                                       "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["rows"]["metrics"] == 24
+    assert json.loads(result.stdout)["rows"]["metrics"] == 48
     result = CliRunner().invoke(app, ["db", "build", "--out", str(tmp_path / "e.duckdb"),
                                       "--lake", str(tmp_path / "empty")])
     assert result.exit_code == 0 and "notice" in result.output
+
+
+def test_parts_written_before_new_columns_read_as_null(tmp_path: Path, lake_url: str) -> None:
+    """audio.gender and the metrics interval columns came later: a lake holding only older
+    parts still builds, its views name the new columns (NULL), and old metrics rows count
+    as global CCCs."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ser_pipeline.lake import utcnow
+    from ser_pipeline.schemas import AUDIO, METRICS
+
+    lake = Lake.open(lake_url)
+    root = Path(lake_url)
+    old_audio = pa.schema([f for f in AUDIO if f.name != "gender"])
+    (root / "audio").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([{"audio_id": "a" * 64, "corpus": "old",
+                                          "speaker": "s1", "ingested_at": utcnow()}],
+                                        schema=old_audio), root / "audio" / "part-old.parquet")
+    old_metrics = pa.schema([f for f in METRICS if f.name not in (
+        "aggregation", "ccc_lo", "ccc_hi", "pearson_lo", "pearson_hi", "mae_lo", "mae_hi",
+        "ci_level", "ci_method", "ci_unit", "ci_units", "ci_resamples")])
+    (root / "metrics").mkdir()
+    row = {"eval_id": "e1", "model": "m", "model_key": "k", "corpus": "old", "split": "test",
+           "reference": "teacher", "teacher_id": "t", "dimension": "arousal", "ccc": 0.5,
+           "n": 10, "evaluated_at": utcnow()}
+    pq.write_table(pa.Table.from_pylist([row], schema=old_metrics),
+                   root / "metrics" / "part-old.parquet")
+    db = build_db(lake, out=tmp_path / "old.duckdb")["db"]
+    with connect(db) as con:
+        assert con.execute("SELECT audio_id, gender FROM audio").fetchall() == [("a" * 64, None)]
+        assert con.execute("SELECT aggregation, ccc, ccc_lo, ci_unit FROM latest_metrics"
+                           ).fetchall() == [("global", 0.5, None, None)]
+    from ser_pipeline.reports import run_report
+
+    columns, rows = run_report(db, "leaderboard")
+    board = dict(zip(columns, rows[0], strict=True))
+    assert board["ccc_arousal"] == 0.5 and board["ccc_arousal_lo"] is None
+    # a new part next to the old one: both read, the old one's gender NULL
+    lake.write_part("audio", [{"audio_id": "b" * 64, "corpus": "new", "speaker": "s2",
+                               "gender": "female", "ingested_at": utcnow()}], key="new")
+    assert set(lake.read("audio", columns=["gender"]).column("gender").to_pylist()) == {
+        "female", None}
+    with connect(db) as con:
+        assert sorted(con.execute("SELECT corpus, gender FROM audio").fetchall()) == [
+            ("new", "female"), ("old", None)]
+        plan = con.execute("EXPLAIN SELECT * FROM audio").fetchall()[0][1]
+    assert "bytes" not in plan  # the union keeps the projection: audio bytes are never read
+
+
+def test_lake_views_give_library_code_the_same_views(built) -> None:
+    from ser_pipeline.db import lake_views, view_statements
+
+    lake, records, db, _ = built
+    _relabel(lake, records)
+    assert {"latest_teacher_labels", "latest_human_labels", "audio"} <= set(view_statements())
+    with lake_views(lake, ["latest_teacher_labels", "latest_human_labels"]) as mem, \
+            connect(db) as built_db:
+        for view in ("latest_teacher_labels", "latest_human_labels"):
+            query = f"SELECT * EXCLUDE (ingested_at) FROM {view} ORDER BY ALL" \
+                if view == "latest_human_labels" else f"SELECT * FROM {view} ORDER BY ALL"
+            assert mem.execute(query).fetchall() == built_db.execute(query).fetchall()
+    with pytest.raises(DatabaseError, match="defines no view 'nope'"):
+        lake_views(lake, ["nope"])

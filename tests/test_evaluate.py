@@ -84,8 +84,11 @@ def test_onnx_model_metrics_match_recomputed_scores(toy, onnx_model: Path) -> No
     assert summary["model_params"] == 12 and summary["model_bytes"] == onnx_model.stat().st_size
     assert summary["predicted"] == 6 and summary["quarantined"] == 0
     metrics = lake.read("metrics").to_pylist()
-    # (dev, test) x (teacher, human) x 3 dimensions
-    assert len(metrics) == 12
+    # (dev, test) x (teacher, human) x 3 dimensions, as the global CCC over all clips and
+    # as the mean of per-speaker CCCs (the toy clips have speakers)
+    assert len(metrics) == 24
+    assert sorted(m["aggregation"] for m in metrics) == ["global"] * 12 + ["speaker_mean"] * 12
+    metrics = [m for m in metrics if m["aggregation"] == "global"]
     assert {(m["split"], m["reference"]) for m in metrics} == {
         ("dev", "teacher"), ("dev", "human"), ("test", "teacher"), ("test", "human")}
     predictions = {r["audio_id"]: r for r in lake.read("predictions").to_pylist()}
@@ -124,7 +127,7 @@ def test_evaluating_twice_adds_no_rows_and_predicts_nothing(toy, onnx_model: Pat
     parts = {t: lake.parts(t) for t in ("metrics", "predictions", "quarantine")}
     second = evaluate(lake, model=str(onnx_model), corpora=["toy"])
     assert second["predicted"] == 0 and second["reused_predictions"] == first["clips"]
-    assert second["metrics_rows_written"] == 0 and first["metrics_rows_written"] == 12
+    assert second["metrics_rows_written"] == 0 and first["metrics_rows_written"] == 24
     assert {t: lake.parts(t) for t in parts} == parts
     assert second["results"] == first["results"]
     assert second["model_key"] == first["model_key"]
@@ -239,7 +242,7 @@ def test_training_run_is_evaluated_with_its_meta(toy) -> None:
     summary = evaluate(lake, run_id="wav2small-test-run")
     assert summary["corpora"] == ["toy"] and summary["teacher_id"] == "toy-teacher"
     rows = lake.read("metrics").to_pylist()
-    assert len(rows) == 12
+    assert len(rows) == 24
     assert {r["student"] for r in rows} == {"wav2small"}
     assert {r["run_id"] for r in rows} == {"wav2small-test-run"}
     assert {r["model_params"] for r in rows} == {sum(p.numel() for p in model.parameters())}
@@ -272,7 +275,7 @@ def test_cli_evaluate_local_json(toy, onnx_model: Path) -> None:
                                  "--lake", lake.url, "--engine", "local", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["metrics_rows_written"] == 12 and len(summary["results"]) == 4
+    assert summary["metrics_rows_written"] == 24 and len(summary["results"]) == 4
     result = runner.invoke(app, ["evaluate", "--lake", lake.url, "--engine", "local"])
     assert result.exit_code == 2 and "exactly one of --run" in result.output
     result = runner.invoke(app, ["evaluate", "--model", str(onnx_model), "--corpus", "nope",
@@ -288,10 +291,196 @@ def test_evaluate_flow_posts_artifacts(prefect_harness, toy, onnx_model: Path) -
 
     lake = toy[0]
     summary = evaluate_flow(models=[str(onnx_model)], corpora=["toy"], lake=lake.url)
-    assert summary["models"] == ["tiny.onnx"] and summary["metrics_rows_written"] == 12
+    assert summary["models"] == ["tiny.onnx"] and summary["metrics_rows_written"] == 24
     table = Artifact.get("evaluate-metrics")
     assert table is not None and table.type == "table"
     rows = json.loads(table.data) if isinstance(table.data, str) else table.data
     assert len(rows) == 4 and {r["reference"] for r in rows} == {"teacher", "human"}
     markdown = Artifact.get("evaluate-summary")
     assert markdown is not None and "tiny.onnx" in markdown.data
+
+
+# -- intervals, per-speaker means and fairness slices, end to end ----------------------------
+def plain_percentile_bootstrap(statistic, groups: list[np.ndarray], *, resamples: int = 1000,
+                               seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap by the book: ``groups`` are the clip indices of each unit in
+    the units' sorted order; resample ``b`` is the ``b``-th ``rng.integers(0, U, U)``."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        drawn = rng.integers(0, len(groups), len(groups))
+        values.append(statistic(np.concatenate([groups[u] for u in drawn])))
+    values = np.array(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.percentile(values, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def _scored(lake, row: dict, records: list[dict], by_split: dict) -> tuple:
+    """The predictions, references and speakers a metrics row was computed from, in the
+    order evaluate scores clips (by audio_id: with clip units, unit k is the k-th clip)."""
+    ids = sorted(by_split[row["split"]])
+    predictions = {r["audio_id"]: r for r in lake.read("predictions").to_pylist()
+                   if r["model_key"] == row["model_key"]}
+    table = "teacher_labels" if row["reference"] == "teacher" else "human_labels"
+    labels = _labels(lake, table)
+    speaker = {r["audio_id"]: r["speaker"] for r in records}
+    pred = np.array([[predictions[i][d] for d in LABELS] for i in ids])
+    ref = np.array([labels[i] for i in ids])
+    return pred, ref, [speaker[i] for i in ids]
+
+
+@pytest.mark.parametrize("speakers", [5, 0], ids=["by-speaker", "by-clip"])
+def test_metrics_rows_equal_a_plain_bootstrap_on_the_same_data(lake_url: str,
+                                                               speakers: int) -> None:
+    lake, records = make_audio_lake(lake_url, n=36, seconds=(0.3, 0.6), speakers=speakers)
+    add_teacher_labels(lake, records, noise=0.1)
+    by_split = write_splits(lake, records)
+    evaluate(lake, predictor=FeaturePredictor(), corpora=["toy"])
+    rows = lake.read("metrics").to_pylist()
+    global_rows = [r for r in rows if r["aggregation"] == "global"]
+    assert len(global_rows) == 12  # (dev, test) x (teacher, human) x 3 dimensions
+    for row in global_rows:
+        pred, ref, spk = _scored(lake, row, records, by_split)
+        d = LABELS.index(row["dimension"])
+        if speakers:
+            names = sorted(set(spk))
+            groups = [np.flatnonzero(np.array(spk) == name) for name in names]
+            assert (row["ci_unit"], row["ci_units"]) == ("speaker", len(names)) == (
+                "speaker", speakers)
+        else:
+            groups = [np.array([i]) for i in range(len(pred))]
+            assert (row["ci_unit"], row["ci_units"]) == ("clip", len(pred))
+        assert (row["ci_level"], row["ci_method"], row["ci_resamples"]) == (
+            0.95, "percentile", 1000)
+        for metric, function in (("ccc", ccc), ("pearson", pearson), ("mae", mae)):
+            lo, hi = plain_percentile_bootstrap(
+                lambda c, f=function, p=pred[:, d], r=ref[:, d]: f(p[c], r[c]), groups)
+            assert row[f"{metric}_lo"] == pytest.approx(lo, abs=1e-9), (metric, row)
+            assert row[f"{metric}_hi"] == pytest.approx(hi, abs=1e-9), (metric, row)
+            assert row[f"{metric}_lo"] <= row[metric] <= row[f"{metric}_hi"]
+    speaker_rows = [r for r in rows if r["aggregation"] == "speaker_mean"]
+    if not speakers:
+        assert speaker_rows == []  # no speaker ids: no per-speaker mean is invented
+        return
+    assert len(speaker_rows) == 12
+    for row in speaker_rows:
+        pred, ref, spk = _scored(lake, row, records, by_split)
+        d = LABELS.index(row["dimension"])
+        names = sorted(set(spk))
+        own = np.array([ccc(pred[np.array(spk) == s, d], ref[np.array(spk) == s, d])
+                        for s in names])
+        assert row["ccc"] == pytest.approx(np.nanmean(own), abs=1e-12)
+        # resampling speakers and averaging their CCCs, each as often as it was drawn
+        lo, hi = plain_percentile_bootstrap(
+            lambda c, own=own: (float(np.nanmean(own[c])) if not np.isnan(own[c]).all()
+                                else np.nan),
+            [np.array([u]) for u in range(len(names))])
+        assert (row["ccc_lo"], row["ccc_hi"]) == (pytest.approx(lo, abs=1e-12),
+                                                  pytest.approx(hi, abs=1e-12))
+        assert row["pearson"] is None and row["mae"] is None and row["ci_unit"] == "speaker"
+
+
+def test_evaluate_output_shows_intervals_and_per_speaker_ccc(lake_url: str) -> None:
+    from ser_pipeline.cli import app
+
+    lake, records = make_audio_lake(lake_url, n=24, seconds=(0.3, 0.6), speakers=4)
+    add_teacher_labels(lake, records, noise=0.1)
+    write_splits(lake, records)
+    summary = evaluate(lake, predictor=FeaturePredictor(), corpora=["toy"])
+    entry = next(r for r in summary["results"]
+                 if (r["split"], r["reference"]) == ("dev", "teacher"))
+    assert entry["ccc_arousal_lo"] <= entry["ccc_arousal"] <= entry["ccc_arousal_hi"]
+    assert entry["ci_unit"] == "speaker" and entry["speakers"] == 4
+    assert entry["speaker_ccc_valence_lo"] <= entry["speaker_ccc_valence"]
+    assert any("no gender metadata" in n for n in summary["notices"])
+    assert summary["fairness"] == [] and lake.parts("fairness") == []
+    from rich.console import Console
+
+    from ser_pipeline.cli.evaluate import results_table
+
+    console = Console(width=200, record=True)
+    console.print(results_table(summary))
+    text = console.export_text()
+    lo, hi = entry["ccc_arousal_lo"], entry["ccc_arousal_hi"]
+    assert f"{entry['ccc_arousal']:.3f}" in text and f"[{lo:.3f}, {hi:.3f}]" in text
+    assert "speaker mean" in text and "global" in text
+    result = CliRunner().invoke(app, ["evaluate", "--model", "nothing.onnx", "--lake",
+                                      lake.url, "--engine", "local"])
+    assert result.exit_code == 2
+
+
+def test_gender_slices_are_stored_and_shown(lake_url: str) -> None:
+    from ser_pipeline.stats import fairness_slices
+
+    lake, records = make_audio_lake(lake_url, n=30, seconds=(0.3, 0.6), speakers=5,
+                                    genders=("female", "male"))
+    add_teacher_labels(lake, records, noise=0.1)
+    by_split = write_splits(lake, records)
+    summary = evaluate(lake, predictor=FeaturePredictor(), corpora=["toy"])
+    assert not any("gender" in n for n in summary["notices"])
+    rows = lake.read("fairness").to_pylist()
+    # (dev, test) x (teacher, human) x (2 groups + 1 gap) x 3 dimensions
+    assert len(rows) == 2 * 2 * 3 * 3
+    metrics = {(m["split"], m["reference"]): m["eval_id"] for m in
+               lake.read("metrics").to_pylist()}
+    row = next(r for r in rows if (r["split"], r["reference"], r["kind"], r["dimension"])
+               == ("dev", "teacher", "gap", "valence"))
+    assert row["eval_id"] == metrics[("dev", "teacher")]
+    pred, ref, spk = _scored(lake, {**row, "model_key": summary["model_key"]}, records,
+                             by_split)
+    gender = {r["speaker"]: r["gender"] for r in records}
+    expected = fairness_slices(pred, ref, [gender[s] for s in spk], units=spk)
+    gap = expected.gaps[2]
+    assert (row["best_group"], row["worst_group"]) == (gap.best_group, gap.worst_group)
+    assert (row["ccc"], row["ccc_lo"], row["ccc_hi"]) == (gap.gap.value, gap.gap.lo,
+                                                         gap.gap.hi)
+    female = [r for r in rows if (r["split"], r["reference"], r["group_value"]) ==
+              ("dev", "teacher", "female")]
+    assert {r["n"] for r in female} == {sum(gender[s] == "female" for s in spk)}
+    mask = np.array([gender[s] == "female" for s in spk])
+    arousal = next(r for r in female if r["dimension"] == "arousal")
+    assert arousal["ccc"] == pytest.approx(ccc(pred[mask, 0], ref[mask, 0]), abs=1e-12)
+    assert arousal["ci_unit"] == "speaker" and arousal["ci_units"] == 3  # spk0, spk2, spk4
+    entry = next(f for f in summary["fairness"]
+                 if (f["split"], f["reference"]) == ("dev", "teacher"))
+    assert [g["group"] for g in entry["groups"]] == ["female", "male"]
+    from rich.console import Console
+
+    from ser_pipeline.cli.evaluate import fairness_table
+
+    console = Console(width=200, record=True)
+    console.print(fairness_table(summary))
+    text = console.export_text()
+    assert f"{gap.gap.value:+.3f}" in text and f"[{gap.gap.lo:+.3f}, {gap.gap.hi:+.3f}]" in text
+    assert f"{gap.best_group} - {gap.worst_group}" in text
+
+
+def test_references_are_the_views_latest_labels_with_deterministic_ties(lake_url: str) -> None:
+    from ser_pipeline.evaluate import latest_references
+
+    lake, records = make_audio_lake(lake_url, n=4, seconds=(0.3, 0.5), human_labels=False)
+    ids = [r["audio_id"] for r in records]
+    when, later = utcnow(), utcnow()
+    human = [{"audio_id": ids[0], "corpus": "toy", "arousal": a, "dominance": 0.5,
+              "valence": 0.5, "source_scale": "0-1", "ingested_at": when} for a in (0.9, 0.2)]
+    human.append({"audio_id": ids[1], "corpus": "toy", "arousal": 0.1, "dominance": 0.1,
+                  "valence": 0.1, "source_scale": "0-1", "ingested_at": when})
+    human.append({"audio_id": ids[1], "corpus": "toy", "arousal": 0.8, "dominance": 0.8,
+                  "valence": 0.8, "source_scale": "0-1", "ingested_at": later})
+    # the two tied rows in two parts, in both orders: the choice must not depend on it
+    lake.write_part("human_labels", human[:1] + human[2:], key="h1")
+    lake.write_part("human_labels", human[1:2], key="h0")
+    teacher = [{"audio_id": ids[2], "teacher_id": "t", "teacher_sha256": sha,
+                "arousal": a, "dominance": 0.0, "valence": 0.0, "n_windows": 1,
+                "labeled_at": when, "run_id": "r"} for sha, a in (("b" * 64, 0.7),
+                                                                  ("a" * 64, 0.3))]
+    teacher.append({**teacher[0], "teacher_id": "other", "arousal": 0.99})
+    lake.write_part("teacher_labels", teacher, key="t")
+    refs = latest_references(lake, ids, teacher_id="t")
+    assert refs[("human", "t")] == {ids[0]: (0.2, 0.5, 0.5), ids[1]: (0.8, 0.8, 0.8)}
+    assert refs[("teacher", "t")] == {ids[2]: (0.3, 0.0, 0.0)}  # the lower sha256
+    every = latest_references(lake, ids, teacher_id=None)
+    assert every[("teacher", "other")] == {ids[2]: (0.99, 0.0, 0.0)}
+    assert every[("human", None)] == refs[("human", "t")]

@@ -268,7 +268,7 @@ def test_labelled_recipes_write_human_labels(tmp_path, lake_url, recipe, build, 
     summary = ingest(lake, str(root), corpus="lab", recipe=recipe, recipe_options=options)
     labels = {r["audio_id"]: r for r in rows(lake, "human_labels")}
     audio = {r["audio_id"]: r for r in rows(lake, "audio", ["audio_id", "source_path", "speaker",
-                                                              "split"])}
+                                                              "split", "gender"])}
     assert summary["labelled"] == len(labels) > 0 and summary["quarantined_total"] == 0
     assert set(labels) <= set(audio)
     for row in labels.values():
@@ -277,6 +277,14 @@ def test_labelled_recipes_write_human_labels(tmp_path, lake_url, recipe, build, 
         (angry,) = [labels[i] for i, a in audio.items() if a["source_path"].endswith("F002.wav")]
         assert (angry["arousal"], angry["dominance"], angry["valence"]) == (1.0, 0.875, 0.0)
         assert angry["source_scale"] == "1-5"
+    genders = {a["source_path"].rsplit("/", 1)[-1]: a["gender"] for a in audio.values()}
+    expected = {"iemocap": {"Ses01F_impro01_F000.wav": "female",
+                            "Ses01F_impro01_M001.wav": "male"},
+                "msp-podcast": {"MSP-PODCAST_0001_0008.wav": "female",
+                                "MSP-PODCAST_0003_0001.wav": "male",
+                                "MSP-PODCAST_0100_0000.wav": None},
+                "audformat": {"a.wav": "female", "b.wav": "male", "d.wav": None}}[recipe]
+    assert {name: genders[name] for name in expected} == expected
     if recipe == "msp-podcast":
         splits = sorted(a["split"] or "-" for a in audio.values())
         assert splits == ["-", "dev", "test1", "test2", "train"]
@@ -336,6 +344,8 @@ def test_datasets_reads_the_audio_column_as_audio(tmp_path, lake_url):
                                             cache_dir=str(tmp_path / "hf-cache"))
     feature = dataset.features["audio"]
     assert isinstance(feature, datasets.Audio) and feature.sampling_rate == 16_000
+    assert dataset.features["gender"] == datasets.Value("string")  # null: no metadata here
+    assert set(dataset["gender"]) == {None}
     raw = dataset.cast_column("audio", datasets.Audio(sampling_rate=16_000, decode=False))
     by_path = {r["source_path"]: r for r in raw}
     signal, rate = sf.read(io.BytesIO(by_path["a.wav"]["audio"]["bytes"]))

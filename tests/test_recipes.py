@@ -93,16 +93,17 @@ def write_sheet(root: Path, text: str, name: str = "labels.csv") -> None:
 def test_csv_labels_scale_speaker_split_and_unlisted_audio(tmp_path):
     for index, name in enumerate(["a.wav", "b.wav", "c.wav", "extra.wav"]):
         write_clip(tmp_path / "clips" / name, index)
-    write_sheet(tmp_path, "path,arousal,dominance,valence,speaker,split\n"
-                          "clips/a.wav,1,3,5,s1,train\n"
-                          "clips/b.wav,5,1,2,s2,test\n"
-                          "./clips/c.wav,,,,s1,\n")
+    write_sheet(tmp_path, "path,arousal,dominance,valence,speaker,split,gender\n"
+                          "clips/a.wav,1,3,5,s1,train,F\n"
+                          "clips/b.wav,5,1,2,s2,test,Male\n"
+                          "./clips/c.wav,,,,s1,,\n")
     entries = by_path(prepare_csv(str(tmp_path), label_min=1, label_max=5))
     assert labels(entries["clips/a.wav"]) == (0.0, 0.5, 1.0)
     assert labels(entries["clips/b.wav"]) == (1.0, 0.0, 0.25)
     assert entries["clips/a.wav"].source_scale == "1-5"
     assert (entries["clips/a.wav"].speaker, entries["clips/a.wav"].split) == ("s1", "train")
     assert not entries["clips/c.wav"].has_labels and entries["clips/c.wav"].speaker == "s1"
+    assert [entries[f"clips/{n}.wav"].gender for n in "abc"] == ["female", "male", None]
     assert not entries["clips/extra.wav"].has_labels  # unlisted audio: unlabeled pool
     assert all(e.problem is None for e in entries.values())
     listed_only = prepare_csv(str(tmp_path), label_min=1, label_max=5, include_unlabeled=False)
@@ -163,6 +164,9 @@ def test_msp_podcast_layout(tmp_path):
                       "MSP-PODCAST_0002_0003.wav": "test1", "MSP-PODCAST_0003_0001.wav": "test2",
                       "MSP-PODCAST_0100_0000.wav": None}
     assert entries["Audios/MSP-PODCAST_0002_0003.wav"].speaker is None  # "Unknown"
+    assert first.gender == "female"  # from Gender
+    assert entries["Audios/MSP-PODCAST_0002_0003.wav"].gender == "male"
+    assert entries["Audios/MSP-PODCAST_0100_0000.wav"].gender is None  # no row: unknown
     assert labels(entries["Audios/MSP-PODCAST_0003_0001.wav"]) == (0.0, 1.0, round(0.8 / 6, 6))
     assert not entries["Audios/MSP-PODCAST_0100_0000.wav"].has_labels
     assert len(entries) == len(MSP_ROWS) + 1
@@ -195,6 +199,18 @@ def test_iemocap_layout_reorders_vad_to_adv(tmp_path):
     assert angry.source_scale == "1-5" and angry.speaker == "Ses01F"
     male = entries["Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_M001.wav"]
     assert labels(male) == (0.625, 0.5, 0.25) and male.speaker == "Ses01M"
+    # the gender is the utterance speaker's letter before the final digits, not the
+    # session's (Ses01F_impro01_M001 is the male speaker of a dialog led by a female one)
+    assert (angry.gender, male.gender) == ("female", "male")
+
+
+def test_iemocap_unlabeled_utterance_gets_speaker_and_gender(tmp_path):
+    root = build_iemocap(tmp_path)
+    write_clip(root / "Session1" / "sentences" / "wav" / "Ses01F_impro01" /
+               "Ses01F_impro01_M005.wav", 7)
+    entries = by_path(prepare_iemocap(str(root)))
+    extra = entries["Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_M005.wav"]
+    assert not extra.has_labels and (extra.speaker, extra.gender) == ("Ses01M", "male")
 
 
 def test_iemocap_errors(tmp_path):
@@ -217,6 +233,9 @@ def test_audformat_filewise_tables_with_scheme_ranges(tmp_path):
     assert labels(entries["audio/b.wav"]) == (0.75, 0.75, 0.25)
     assert (entries["audio/c.wav"].split, entries["audio/a.wav"].split) == ("test", "train")
     assert entries["audio/b.wav"].speaker == "spk1"
+    # from the speaker scheme's labels; c.wav's own gender column says M for spk0
+    assert [entries[f"audio/{n}.wav"].gender for n in "abcd"] == ["female", "male", "male",
+                                                                   None]
     assert entries["audio/a.wav"].source_scale == "-1..1"
     assert not entries["audio/d.wav"].has_labels
 

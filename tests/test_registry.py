@@ -419,3 +419,97 @@ def test_unknown_schema_and_renamed_keys_fail_loudly():
         read_manifest(json.dumps(current))
     with pytest.raises(RegistryError, match="upgrade ser-pipeline"):
         read_manifest(json.dumps({**old, "schema": "ser-pipeline/model-manifest/9"}))
+
+
+def test_gate_holds_back_a_worse_version_and_allow_regression_moves_it(tmp_path,
+                                                                        monkeypatch):
+    from lakes import add_teacher_labels
+    from onnx_runs import TEACHER
+
+    from ser_pipeline.export import export_run
+    from ser_pipeline.registry import publish_gated
+
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setenv("SER_DB", str(tmp_path / "ser.duckdb"))
+    monkeypatch.setenv("SER_CACHE_DIR", str(tmp_path / "cache"))
+    lake, good_run, records = make_run(str(tmp_path / "lake"), n=32, n_dev=12)
+    add_teacher_labels(lake, records, teacher_id=TEACHER, noise=0.02)
+    make_run("", run_id="worse-run", head_scale=-1.0, lake=lake, records=records)
+    registry = _registry(str(tmp_path / "registry"), tmp_path)
+    good, worse = (export_run(lake, run, out_dir=tmp_path / run, calibration_clips=8,
+                              measure_performance=False) for run in (good_run, "worse-run"))
+    first = publish_gated(lake, good, name="toy", registry=registry, record_db=False)
+    assert first.gate.passed and first.gate.reason == "first version of toy: nothing to " \
+        "compare with" and registry.latest_version("toy") == 1
+    # significantly worse: published as version 2, latest stays on version 1
+    held = publish_gated(lake, worse, name="toy", registry=registry, record_db=False)
+    assert held.version == 2 and not held.gate.passed and not held.gate.promoted
+    assert registry.latest_version("toy") == 1
+    assert held.gate.reason.startswith("held back: toy/dev: candidate is significantly "
+                                       "worse than toy@1: ")
+    assert held.gate.reason.endswith("; latest stays toy@1")
+    assert held.gate.compared_with == "toy@1" and held.gate.corpora == ["toy"]
+    assert {r.split(":")[0] for r in held.gate.regressed} == {"toy"}
+    assert registry.show("toy", 2).gate == held.gate  # kept for audit, in the manifest
+    assert "/toy/1/" in str(resolve_model_uri("registry://toy", settings=registry.settings,
+                                              registry=registry.url))
+    rows = [r for r in lake.read("comparisons").to_pylist()
+            if r["comparison_id"] in held.gate.comparison_ids]
+    assert {r["purpose"] for r in rows} == {"gate"} and len(rows) == 4
+    assert {r["model_b"] for r in rows} == {"toy@1"}
+    assert any(r["verdict"] == "worse" and r["delta_hi"] < 0 for r in rows)
+    # --allow-regression moves latest anyway, and says so
+    allowed = publish_gated(lake, worse, name="toy", registry=registry, record_db=False,
+                            allow_regression=True)
+    assert allowed.version == 3 and registry.latest_version("toy") == 3
+    assert not allowed.gate.passed and allowed.gate.promoted and allowed.gate.allow_regression
+    assert "--allow-regression: latest moved anyway" in allowed.gate.reason
+    # a better one (than the worse latest) and an equal one (identical model) move it
+    better = publish_gated(lake, good, name="toy", registry=registry, record_db=False)
+    assert better.gate.passed and registry.latest_version("toy") == 4
+    assert "not significantly worse than toy@3" in better.gate.reason
+    equal = publish_gated(lake, good, name="toy", registry=registry, record_db=False)
+    assert equal.gate.passed and registry.latest_version("toy") == 5
+    assert "mean ΔCCC +0.000" in equal.gate.reason
+    # a gate that cannot compare fails closed: published, latest unchanged, reason given
+    blind = publish_gated(lake, good, name="toy", registry=registry, record_db=False,
+                          gate_corpora=["elsewhere"])
+    assert not blind.gate.passed and registry.latest_version("toy") == 5
+    assert blind.gate.reason.startswith("not compared with toy@5: corpus 'elsewhere' is not")
+    # the CLI: models list shows the gate, promote points latest at a held-back version
+    runner = CliRunner()
+    listed = runner.invoke(app, ["models", "list", "--registry", registry.url])
+    assert listed.exit_code == 0 and "held back" in listed.output
+    promoted = runner.invoke(app, ["models", "promote", "toy@2", "--registry", registry.url,
+                                   "--json"])
+    assert promoted.exit_code == 0, promoted.output
+    assert json.loads(promoted.stdout)["latest_was"] == "toy@5"
+    assert registry.latest_version("toy") == 2
+    bare = runner.invoke(app, ["models", "promote", "toy", "--registry", registry.url])
+    assert bare.exit_code == 2 and "toy@VERSION" in bare.output
+
+
+def test_cli_publish_allow_regression_moves_latest(tmp_path, monkeypatch):
+    from lakes import add_teacher_labels
+    from onnx_runs import TEACHER
+
+    monkeypatch.setenv("SER_DB", str(tmp_path / "ser.duckdb"))
+    monkeypatch.setenv("SER_CACHE_DIR", str(tmp_path / "cache"))
+    registry = str(tmp_path / "registry")
+    lake, good_run, records = make_run(str(tmp_path / "lake"), n=32, n_dev=12)
+    add_teacher_labels(lake, records, teacher_id=TEACHER, noise=0.02)
+    make_run("", run_id="worse-run", head_scale=-1.0, lake=lake, records=records)
+    runner = CliRunner()
+    base = ["--lake", lake.url, "--registry", registry, "--engine", "local", "--json"]
+    first = runner.invoke(app, ["publish", "--run", good_run, "--name", "toy", *base])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["latest"] is True
+    worse = runner.invoke(app, ["publish", "--run", "worse-run", "--name", "toy",
+                                "--gate-corpus", "toy", "--gate-split", "dev",
+                                "--allow-regression", *base])
+    assert worse.exit_code == 0, worse.output
+    summary = json.loads(worse.stdout)
+    assert summary["uri"] == "registry://toy@2" and summary["latest"] is True
+    assert "significantly worse than toy@1" in summary["gate"]
+    assert "--allow-regression: latest moved anyway" in summary["gate"]
+    assert Registry(registry).latest_version("toy") == 2

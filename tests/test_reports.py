@@ -22,7 +22,8 @@ from ser_pipeline.reports import (
 )
 
 EXPECTED = {"leaderboard", "teacher_vs_human", "size_vs_ccc", "label_coverage",
-            "ingest_health", "label_drift", "student_vs_teacher", "paper_table"}
+            "ingest_health", "label_drift", "student_vs_teacher", "paper_table",
+            "model_comparison"}
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,29 @@ def test_report_values(db: Path) -> None:
     mean = (board[0]["ccc_arousal"] + board[0]["ccc_dominance"] + board[0]["ccc_valence"]) / 3
     assert board[0]["ccc_mean"] == pytest.approx(mean)
     assert board[0]["ccc_mean"] >= board[1]["ccc_mean"]
+    # intervals beside every CCC, and the per-speaker mean beside the global figure
+    report = list_reports()["leaderboard"]
+    assert "sorted by global CCC" in report.title and "speaker" in report.title
+    assert "GLOBAL CCC" in report.description and "never used to sort" in report.description
+    with connect(db) as con:
+        speaker_means = dict(con.execute(
+            "SELECT model, avg(ccc) FROM latest_metrics WHERE aggregation = 'speaker_mean' "
+            "AND split = 'test' AND reference = 'teacher' GROUP BY model").fetchall())
+    for row in board:
+        for d in ("arousal", "dominance", "valence"):
+            assert row[f"ccc_{d}_lo"] <= row[f"ccc_{d}"] <= row[f"ccc_{d}_hi"]
+        assert (row["ci_level"], row["ci_unit"], row["ci_units"]) == (0.95, "speaker", 2)
+        assert row["speaker_ccc_mean"] == pytest.approx(speaker_means[row["model"]])
+    columns, rows = run_report(db, "model_comparison")
+    compared = [dict(zip(columns, r, strict=True)) for r in rows]
+    assert [(r["model_a"], r["model_b"], r["dimension"]) for r in compared] == [
+        ("model-a", "model-b", d) for d in ("arousal", "dominance", "valence", "mean")]
+    for r in compared:
+        assert r["delta"] == pytest.approx(r["ccc_a"] - r["ccc_b"])
+        assert r["verdict"] == ("better" if r["delta_lo"] > 0 else "worse"
+                                if r["delta_hi"] < 0 else "not distinguishable")
+        assert (r["split"], r["purpose"], r["ci_unit"]) == ("test", "compare", "speaker")
+    assert run_report(db, "model_comparison", params={"model_a": "model-b"})[1] == []
     columns, rows = run_report(db, "label_coverage")
     assert [dict(zip(columns, r, strict=True)) for r in rows] == [{
         "corpus": "toy", "teacher_id": "toy-teacher", "clips": 12, "with_teacher_labels": 12,
@@ -151,7 +175,7 @@ def test_injection_through_params_is_data(db: Path) -> None:
         columns, rows = run_report(db, report, params={param: evil})
         assert rows == []
     with connect(db) as con:
-        assert con.execute("SELECT count(*) FROM metrics").fetchall()[0][0] == 24
+        assert con.execute("SELECT count(*) FROM metrics").fetchall()[0][0] == 48
     # and the value really reaches the query as a value: a matching row comes back
     with connect(db, read_only=False) as con:
         con.execute("INSERT INTO metrics (model, corpus, split, reference, dimension, ccc, "
@@ -161,7 +185,7 @@ def test_injection_through_params_is_data(db: Path) -> None:
     assert [r[columns.index("corpus")] for r in rows] == [evil]
     with connect(db, read_only=False) as con:
         con.execute("DELETE FROM metrics WHERE model = 'm'")
-        assert con.execute("SELECT count(*) FROM metrics").fetchall()[0][0] == 24
+        assert con.execute("SELECT count(*) FROM metrics").fetchall()[0][0] == 48
 
 
 def test_bad_report_requests_get_clear_errors(db: Path, tmp_path: Path) -> None:
@@ -223,7 +247,7 @@ def test_cli_report(db: Path, tmp_path: Path) -> None:
                                  "corpus='; DROP TABLE metrics; --"])
     assert result.exit_code == 0
     with connect(db) as con:
-        assert con.execute("SELECT count(*) FROM metrics").fetchall()[0][0] == 24
+        assert con.execute("SELECT count(*) FROM metrics").fetchall()[0][0] == 48
     html = tmp_path / "cli.html"
     result = runner.invoke(app, ["report", "--html", str(html), "--db", str(db)])
     assert result.exit_code == 0 and html.read_text().count("data:image/png;base64,") == 3

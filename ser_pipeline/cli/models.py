@@ -18,6 +18,7 @@ from ser_pipeline.cli.common import (
     console,
     emit,
     fail,
+    note,
     settings_for,
 )
 
@@ -34,6 +35,14 @@ def publish_command(
     name: Annotated[str, typer.Option("--name", help="Registry model name.")],
     version: Annotated[int | None, typer.Option(
         "--version", min=1, help="Explicit version (default: the next free number).")] = None,
+    gate_corpus: Annotated[list[str] | None, typer.Option(
+        "--gate-corpus", help="Corpus the no-regression gate compares on (repeat; default: "
+        "the run's training corpora).")] = None,
+    gate_split: Annotated[str, typer.Option(
+        "--gate-split", help="Split the gate compares on.")] = "dev",
+    allow_regression: Annotated[bool, typer.Option(
+        "--allow-regression", help="Move latest even when the candidate is significantly "
+        "worse than the current latest (the manifest records it).")] = False,
     robustness: Annotated[bool, typer.Option(
         "--robustness", help="Run the robustness suite on the file to be served (the run's "
         "dev clips vs its teacher) first: results in the manifest, the model card and the "
@@ -43,26 +52,57 @@ def publish_command(
     as_json: JsonOption = False,
     engine: EngineOption = "prefect",
 ) -> None:
-    """Export RUN (parity-checked) and publish it as NAME's next version; move latest."""
+    """Export RUN (parity-checked) and publish it as NAME's next version.
+
+    latest moves to it unless the no-regression gate finds it significantly worse than
+    the current latest on the gate corpus (then it is kept as a version latest does not
+    point at: promote it later with 'ser models promote NAME@VERSION').
+    """
     from ser_pipeline.export import ExportError
     from ser_pipeline.registry import RegistryError, publish_run
     from ser_pipeline.runs import RunError
 
     check_engine(engine)
     settings = settings_for(lake=lake, registry=registry)
+    options = {"gate_corpora": gate_corpus or None, "gate_split": gate_split,
+               "allow_regression": allow_regression, "robustness": robustness}
     try:
         if engine == "prefect":
             from flows.publish import publish_flow
 
             summary = publish_flow(run_id=run, name=name, lake=settings.lake,
-                                   registry=settings.registry, version=version,
-                                   robustness=robustness)
+                                   registry=settings.registry, version=version, **options)
         else:
             summary = publish_run(settings.lake, run, name=name, registry=settings.registry,
-                                  version=version, settings=settings, robustness=robustness)
+                                  version=version, settings=settings, **options)
     except (RegistryError, ExportError, RunError, ValueError) as error:
         fail(f"{error} (registry unchanged)")
+    if not as_json and not summary["latest"]:
+        note(f"{summary['uri']} is published but latest did not move: {summary['gate']}")
     emit(summary, title=f"published {summary['uri']}", as_json=as_json)
+
+
+@models_app.command("promote")
+def promote_command(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION to point latest at.")],
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Point NAME's latest at VERSION: a version the gate held back, or a rollback."""
+    from ser_pipeline.registry import Registry, RegistryError, parse_ref
+
+    try:
+        name, version = parse_ref(ref)
+        if version is None:
+            raise ValueError(f"give the version to promote: {name}@VERSION")
+        target = Registry(registry, settings=settings_for(registry=registry))
+        before = target.latest_version(name)
+        manifest = target.promote(name, version)
+    except (RegistryError, ValueError) as error:
+        fail(str(error))
+    emit({"uri": manifest.uri, "latest_was": f"{name}@{before}",
+          "gate_at_publish": manifest.gate.reason if manifest.gate else None},
+         title=f"latest of {name} is now version {version}", as_json=as_json)
 
 
 @models_app.command("list")
@@ -82,12 +122,13 @@ def list_command(
         emit({"models": rows}, title="models", as_json=True)
         return
     table = Table(title="models", header_style="bold")
-    for column in ("name", "version", "latest", "student", "int8 KB", "serves", "dev CCC",
-                   "license", "published"):
+    for column in ("name", "version", "latest", "gate", "student", "int8 KB", "serves",
+                   "dev CCC", "license", "published"):
         table.add_column(column)
     for row in rows:
         ccc = row["dev_ccc_mean"]
         add_plain_row(table, row["name"], str(row["version"]), "*" if row["latest"] else "",
+                      {True: "passed", False: "held back", None: "-"}[row["gate_passed"]],
                       str(row["student"]),
                       f"{row['int8_bytes'] / 1000:.1f}" if row["int8_bytes"] else "withheld",
                       "int8" if row["serves"] == "model.int8.onnx" else "fp32",
@@ -149,6 +190,8 @@ def show_brief(manifest: Manifest) -> dict[str, Any]:
         flags = ", ".join(flag for flag, present in machine.flags.items() if present)
         brief["parity_measured_on"] = f"{machine.kind} ({machine.model}; {flags})"
     brief["license"] = manifest.license.id
+    if manifest.gate is not None:
+        brief["gate"] = manifest.gate.reason
     if manifest.warnings:
         brief["warnings"] = manifest.warnings
     return brief

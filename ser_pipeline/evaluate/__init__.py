@@ -20,8 +20,12 @@ What it does, in order (one module each):
    and against the latest ``human_labels`` wherever they exist: one ``metrics`` row per
    (model, teacher, corpus, split, reference, dimension). Each (model, corpus, split,
    reference, teacher) group is one part whose key hashes the model identity and the exact
-   data scored (clip ids, predictions, reference values), so evaluating the same model on
-   the same data again writes nothing.
+   data scored (clip ids, speakers, predictions, reference values), so evaluating the same
+   model on the same data again writes nothing. Every row carries a bootstrap interval
+   (speakers resampled where ``audio.speaker`` is known, clips otherwise); speaker_mean
+   rows add the mean of per-speaker CCCs, and where ``audio.gender`` is known the
+   ``fairness`` table gets CCC per group and the largest gap
+   (``docs/stages/statistics.md``).
 
 A clip that cannot be decoded or that the model rejects is quarantined (``stage`` =
 ``evaluate``) and left out of the scores; if the model fails on *every* clip, that is a
@@ -36,6 +40,15 @@ Examples:
     ser_pipeline.evaluate.errors.EvaluateError: ONNX model missing.onnx does not exist...
 """
 
+from ser_pipeline.evaluate.compare import (
+    ComparisonReport,
+    ModelComparison,
+    PairedData,
+    compare,
+    compare_paired,
+    paired_data,
+    predictor_for,
+)
 from ser_pipeline.evaluate.errors import EvaluateError
 from ser_pipeline.evaluate.predict import ShardOutcome, predict_shard
 from ser_pipeline.evaluate.predictors import (
@@ -45,18 +58,30 @@ from ser_pipeline.evaluate.predictors import (
     TorchPredictor,
     load_predictor,
 )
-from ser_pipeline.evaluate.score import read_predictions, results_table, score_selection
+from ser_pipeline.evaluate.score import (
+    Bootstrap,
+    SelectionScore,
+    fairness_table,
+    read_predictions,
+    results_table,
+    score_selection,
+)
 from ser_pipeline.evaluate.selection import (
     WHOLE_CORPUS_SPLIT,
+    ClipMetadata,
     Selection,
+    clip_metadata,
     latest_references,
     select_clips,
 )
-from ser_pipeline.evaluate.stage import evaluate
+from ser_pipeline.evaluate.stage import Predicted, evaluate, predict_missing, windowed
 
 __all__ = [
-    "WHOLE_CORPUS_SPLIT", "EvaluateError", "ModelIdentity", "OnnxPredictor", "Predictor",
-    "Selection", "ShardOutcome", "TorchPredictor", "evaluate", "latest_references",
-    "load_predictor", "predict_shard", "read_predictions", "results_table",
-    "score_selection", "select_clips",
+    "WHOLE_CORPUS_SPLIT", "Bootstrap", "ClipMetadata", "ComparisonReport", "EvaluateError",
+    "ModelComparison", "ModelIdentity", "OnnxPredictor", "PairedData", "Predicted",
+    "Predictor", "Selection", "SelectionScore", "ShardOutcome", "TorchPredictor",
+    "clip_metadata", "compare", "compare_paired", "evaluate", "fairness_table",
+    "latest_references", "load_predictor", "paired_data", "predict_missing", "predict_shard",
+    "predictor_for", "read_predictions", "results_table", "score_selection", "select_clips",
+    "windowed",
 ]

@@ -44,6 +44,9 @@ class ModelIdentity:
     size_bytes: int | None = None
     corpora: list[str] = field(default_factory=list)
     split_name: str | None = None
+    #: ``(window_s, overlap_s)`` once ``model_key`` includes the windowing (set by
+    #: :func:`~ser_pipeline.evaluate.stage.windowed`), else None.
+    windows: tuple[float, float] | None = None
 
 
 class Predictor(Protocol):

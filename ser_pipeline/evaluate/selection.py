@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pyarrow as pa
 import pyarrow.dataset as ds
 
 from ser_pipeline.evaluate.errors import EvaluateError
@@ -78,46 +79,79 @@ def select_clips(lake: Lake, *, corpora: Sequence[str], splits: Sequence[str],
 def latest_references(lake: Lake, ids: list[str], *, teacher_id: str | None) -> References:
     """The labels each clip is scored against: its latest teacher and human labels.
 
-    Semantics, the same as the ``latest_teacher_labels`` and ``latest_human_labels``
-    views of ``sql/20_views.sql`` (and the CTEs of the ``paper_table``,
-    ``teacher_vs_human``, ``student_vs_teacher`` and ``label_drift`` reports):
+    Read through the ``latest_teacher_labels`` and ``latest_human_labels`` views of
+    ``sql/20_views.sql`` (:func:`ser_pipeline.db.lake_views`: an in-memory DuckDB
+    connection over the lake), the one definition the reports use too:
 
     - teacher: one row per (``audio_id``, ``teacher_id``), the greatest ``labeled_at``;
-      equal times go to the smallest ``teacher_sha256``
-      (``ORDER BY labeled_at DESC, teacher_sha256``). Only ``teacher_id``'s rows when it
-      is given, every teacher's otherwise;
-    - human: one row per ``audio_id``, the greatest ``ingested_at``
-      (``ORDER BY ingested_at DESC``); equal times, which the views leave to chance, go to
-      the smallest (arousal, dominance, valence) here, so a re-run scores the same rows.
+      equal times go to the smallest ``teacher_sha256``, then the smallest A/D/V. Only
+      ``teacher_id``'s rows when it is given, every teacher's otherwise;
+    - human: one row per ``audio_id``, the greatest ``ingested_at``; equal times go to the
+      smallest (arousal, dominance, valence), so a re-run scores the same rows.
 
     Returns:
         ``{("teacher", teacher_id) | ("human", teacher_id): {audio_id: (a, d, v)}}``; the
         human key carries the ``teacher_id`` asked for (``None``: all), as metrics rows do.
     """
+    from ser_pipeline.db import lake_views
+
     refs: References = {}
-    id_filter = ds.field("audio_id").isin(ids)
-    teacher_filter = id_filter if teacher_id is None else (
-        id_filter & (ds.field("teacher_id") == teacher_id))
-    teacher_rows = lake.read("teacher_labels", columns=["audio_id", "teacher_id",
-                                                        "teacher_sha256", *LABELS,
-                                                        "labeled_at"],
-                             filter=teacher_filter).to_pylist()
-    # Python's sort is stable: order by the tie-break first, then by time, newest first.
-    teacher_rows.sort(key=lambda r: (r["teacher_sha256"] is None, r["teacher_sha256"] or ""))
-    teacher_rows.sort(key=lambda r: r["labeled_at"], reverse=True)
-    chosen: dict[tuple[str, str], dict] = {}
-    for row in teacher_rows:
-        chosen.setdefault((row["teacher_id"], row["audio_id"]), row)
-    for (teacher, audio_id), row in sorted(chosen.items()):
-        refs.setdefault(("teacher", teacher), {})[audio_id] = tuple(row[d] for d in LABELS)
-    human_rows = lake.read("human_labels", columns=["audio_id", *LABELS, "ingested_at"],
-                           filter=id_filter).to_pylist()
-    human_rows.sort(key=lambda r: tuple((r[d] is None, r[d] or 0.0) for d in LABELS))
-    human_rows.sort(key=lambda r: r["ingested_at"], reverse=True)
-    latest: dict[str, dict] = {}
-    for row in human_rows:
-        latest.setdefault(row["audio_id"], row)
-    for audio_id, row in sorted(latest.items()):
-        refs.setdefault(("human", teacher_id), {})[audio_id] = tuple(row[d] for d in LABELS)
+    if not ids:
+        return refs
+    columns = ", ".join(LABELS)
+    with lake_views(lake, ("latest_teacher_labels", "latest_human_labels")) as con:
+        con.register("evaluated_ids", pa.table({"audio_id": pa.array(ids, pa.string())}))
+        teacher_rows = con.execute(
+            f"SELECT teacher_id, audio_id, {columns} FROM latest_teacher_labels "
+            "WHERE audio_id IN (SELECT audio_id FROM evaluated_ids) "
+            "AND ($teacher_id IS NULL OR teacher_id = $teacher_id) "
+            "ORDER BY teacher_id, audio_id", {"teacher_id": teacher_id}).fetchall()
+        human_rows = con.execute(
+            f"SELECT audio_id, {columns} FROM latest_human_labels "
+            "WHERE audio_id IN (SELECT audio_id FROM evaluated_ids) ORDER BY audio_id"
+        ).fetchall()
+    for teacher, audio_id, *values in teacher_rows:
+        refs.setdefault(("teacher", teacher), {})[audio_id] = tuple(values)
+    for audio_id, *values in human_rows:
+        refs.setdefault(("human", teacher_id), {})[audio_id] = tuple(values)
     return refs
 
+
+@dataclass(frozen=True)
+class ClipMetadata:
+    """What the lake's ``audio`` table says about each scored clip's speaker.
+
+    Attributes:
+        speaker: ``audio.speaker`` per clip (None where unknown).
+        gender: ``audio.gender`` per clip (None where unknown, and in parts written before
+            the column existed).
+    """
+
+    speaker: dict[str, str | None]
+    gender: dict[str, str | None]
+
+    def speakers_of(self, ids: Sequence[str]) -> list[str | None] | None:
+        """Speaker per clip, or None when no clip has one (then clips are resampled)."""
+        values = [self.speaker.get(i) for i in ids]
+        return values if any(v for v in values) else None
+
+    def genders_of(self, ids: Sequence[str]) -> list[str | None] | None:
+        """Gender per clip, or None when no clip has one (no fairness slices)."""
+        values = [self.gender.get(i) for i in ids]
+        return values if any(v for v in values) else None
+
+
+def clip_metadata(lake: Lake, ids: Sequence[str]) -> ClipMetadata:
+    """Speaker and gender of ``ids`` from ``audio`` (never reading the audio bytes); a clip
+    stored twice keeps its first non-empty value."""
+    speaker: dict[str, str | None] = {}
+    gender: dict[str, str | None] = {}
+    if ids:
+        rows = lake.read("audio", columns=["audio_id", "speaker", "gender"],
+                         filter=ds.field("audio_id").isin(list(ids))).to_pylist()
+        for row in rows:
+            if not speaker.get(row["audio_id"]):
+                speaker[row["audio_id"]] = row["speaker"] or None
+            if not gender.get(row["audio_id"]):
+                gender[row["audio_id"]] = row["gender"] or None
+    return ClipMetadata(speaker, gender)

@@ -4,15 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ser_pipeline.config import Settings, get_settings
 from ser_pipeline.evaluate.errors import EvaluateError
-from ser_pipeline.evaluate.predict import predict_shard
-from ser_pipeline.evaluate.predictors import Predictor, load_predictor
-from ser_pipeline.evaluate.score import read_predictions, results_table, score_selection
-from ser_pipeline.evaluate.selection import latest_references, select_clips
+from ser_pipeline.evaluate.predict import ShardOutcome, predict_shard
+from ser_pipeline.evaluate.predictors import ModelIdentity, Predictor, load_predictor
+from ser_pipeline.evaluate.score import (
+    FAIRNESS_ATTRIBUTE,
+    SelectionScore,
+    fairness_table,
+    read_predictions,
+    results_table,
+    score_selection,
+)
+from ser_pipeline.evaluate.selection import (
+    ClipMetadata,
+    Selection,
+    clip_metadata,
+    latest_references,
+    select_clips,
+)
 from ser_pipeline.executor import chunked, map_shards
 from ser_pipeline.lake import Lake, content_key, utcnow
 from ser_pipeline.onnx_model import BATCH_SIZE, DEFAULT_THREADS
@@ -68,10 +81,7 @@ def evaluate(
     if predictor is None:
         predictor = load_predictor(lake, run_id=run_id, model=model, batch_size=batch_size,
                                    threads=threads, settings=settings)
-    base = predictor.identity
-    # predictions depend on the windowing as much as on the weights
-    identity = replace(base, model_key=content_key(base.model_key, window_s, overlap_s))
-    predictor.identity = identity
+    identity = windowed(predictor, window_s=window_s, overlap_s=overlap_s)
     teacher = teacher_id or identity.teacher_id
     if corpora:
         chosen_corpora = list(dict.fromkeys(corpora))
@@ -91,32 +101,22 @@ def evaluate(
     if not all_ids:
         raise EvaluateError(f"no clips to evaluate in {', '.join(chosen_corpora)} for splits "
                             f"{', '.join(splits)}: " + "; ".join(notices))
-    done = set(read_predictions(lake, identity.model_key, all_ids))
-    todo = [(i, corpus_of[i]) for i in all_ids if i not in done]
-    outcomes = map_shards(
-        lambda shard: predict_shard(lake, predictor, shard, window_s=window_s,
-                                    overlap_s=overlap_s),
-        chunked(todo, settings.shard_size), executor=executor,
-        max_workers=settings.max_workers, description=f"evaluate {identity.model}",
-    )
-    model_errors = sum(o.model_errors for o in outcomes)
-    predictions = read_predictions(lake, identity.model_key, all_ids)
-    if todo and not predictions and model_errors:
-        first = next(o.first_error for o in outcomes if o.first_error)
-        raise EvaluateError(f"the model failed on every clip ({model_errors}); first error: "
-                            f"{first}")
+    predicted = predict_missing(lake, predictor, corpus_of, window_s=window_s,
+                                overlap_s=overlap_s, executor=executor, settings=settings)
+    predictions, outcomes, done = predicted.predictions, predicted.outcomes, predicted.reused
     references = latest_references(lake, all_ids, teacher_id=teacher)
     if not any(k[0] == "teacher" for k in references):
         notices.append("no teacher labels for these clips"
                        + (f" from teacher {teacher!r}" if teacher else "")
                        + ": only human references scored (run ser label)")
+    metadata = clip_metadata(lake, all_ids)
     evaluated_at = utcnow()
-    metric_rows, written = [], 0
-    for selection in selections:
-        rows, count = score_selection(lake, identity, selection, predictions=predictions,
-                                      references=references, evaluated_at=evaluated_at)
-        metric_rows.extend(rows)
-        written += count
+    scores = [(selection, score_selection(lake, identity, selection, predictions=predictions,
+                                          references=references, metadata=metadata,
+                                          evaluated_at=evaluated_at))
+              for selection in selections]
+    metric_rows = [row for _, score in scores for row in score.metric_rows]
+    notices.extend(_metadata_notices(scores, metadata))
     return {
         "model": identity.model, "model_key": identity.model_key,
         "model_format": identity.model_format, "run_id": identity.run_id,
@@ -126,9 +126,94 @@ def evaluate(
         "selections": [{"corpus": s.corpus, "split": s.split, "split_name": s.split_name,
                         "clips": len(s.audio_ids)} for s in selections],
         "clips": len(all_ids), "predicted": sum(o.predicted for o in outcomes),
-        "reused_predictions": len(done),
+        "reused_predictions": done,
         "quarantined": sum(o.quarantined for o in outcomes),
-        "metrics_rows_written": written, "metrics_rows": len(metric_rows),
-        "results": results_table(metric_rows), "notices": notices, "lake": lake.url,
+        "metrics_rows_written": sum(score.written for _, score in scores),
+        "metrics_rows": len(metric_rows),
+        "results": results_table(metric_rows), "fairness": fairness_table(scores),
+        "notices": notices, "lake": lake.url,
         "identity": {k: v for k, v in asdict(identity).items() if k != "corpora"},
     }
+
+
+def windowed(predictor: Predictor, *, window_s: float, overlap_s: float) -> ModelIdentity:
+    """Give ``predictor`` the identity its predictions are stored under: the model key
+    hashed with the windowing options (predictions depend on them as much as on the
+    weights). Idempotent: a predictor already keyed for these options keeps its key."""
+    base = predictor.identity
+    if base.windows is None:
+        predictor.identity = replace(
+            base, model_key=content_key(base.model_key, window_s, overlap_s),
+            windows=(window_s, overlap_s))
+    elif base.windows != (window_s, overlap_s):
+        raise EvaluateError(f"{base.model} is already keyed for windows {base.windows}, not "
+                            f"{(window_s, overlap_s)}: load the model again")
+    return predictor.identity
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """Predictions of one model for the clips asked for (stored and new ones).
+
+    Attributes:
+        predictions: ``{audio_id: row}`` for every clip with a prediction.
+        outcomes: One per shard predicted now.
+        reused: Clips whose prediction was already stored.
+    """
+
+    predictions: dict[str, dict]
+    outcomes: list[ShardOutcome]
+    reused: int
+
+
+def predict_missing(lake: Lake, predictor: Predictor, corpus_of: dict[str, str], *,
+                    window_s: float = 10.0, overlap_s: float = 2.0,
+                    executor: Executor | None = None,
+                    settings: Settings | None = None) -> Predicted:
+    """Predict the clips of ``corpus_of`` (``{audio_id: corpus}``) that ``predictor`` has
+    no stored prediction for, sharded, and return every prediction (evaluate's step 2;
+    ``ser compare`` and the publish gate use it too).
+
+    Raises:
+        EvaluateError: the model failed on every clip it was asked to predict.
+    """
+    settings = settings or get_settings()
+    identity = windowed(predictor, window_s=window_s, overlap_s=overlap_s)
+    ids = sorted(corpus_of)
+    done = set(read_predictions(lake, identity.model_key, ids))
+    todo = [(i, corpus_of[i]) for i in ids if i not in done]
+    outcomes = map_shards(
+        lambda shard: predict_shard(lake, predictor, shard, window_s=window_s,
+                                    overlap_s=overlap_s),
+        chunked(todo, settings.shard_size), executor=executor,
+        max_workers=settings.max_workers, description=f"predict {identity.model}",
+    )
+    model_errors = sum(o.model_errors for o in outcomes)
+    predictions = read_predictions(lake, identity.model_key, ids)
+    if todo and not predictions and model_errors:
+        first = next(o.first_error for o in outcomes if o.first_error)
+        raise EvaluateError(f"the model failed on every clip ({model_errors}); first error: "
+                            f"{first}")
+    return Predicted(predictions, outcomes, len(done))
+
+
+def _metadata_notices(scores: list[tuple[Selection, SelectionScore]],
+                      metadata: ClipMetadata) -> list[str]:
+    """One line per corpus whose scored clips lack speaker or gender metadata (then clips
+    are resampled, or no fairness slices are made), and per slice that could not be cut."""
+    notices = []
+    for corpus in dict.fromkeys(selection.corpus for selection, _ in scores):
+        ids = [i for selection, _ in scores if selection.corpus == corpus
+               for i in selection.audio_ids]
+        if metadata.speakers_of(ids) is None:
+            notices.append(f"corpus {corpus!r}: no speaker ids on the scored clips, so "
+                           "intervals resample clips and there is no per-speaker CCC")
+        if metadata.genders_of(ids) is None:
+            notices.append(f"corpus {corpus!r}: no {FAIRNESS_ATTRIBUTE} metadata on the scored "
+                           "clips, so no fairness slices")
+    for selection, score in scores:
+        for reference, _, slices in score.fairness:
+            if slices.reason and slices.reason.startswith("not sliced"):
+                notices.append(f"{selection.corpus}/{selection.split} vs {reference}: "
+                               f"{FAIRNESS_ATTRIBUTE} slices {slices.reason}")
+    return list(dict.fromkeys(notices))

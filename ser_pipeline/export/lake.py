@@ -55,6 +55,8 @@ def run_ccc(lake: Lake, run_id: str, *, corpora: list[str] | None,
 
     rows = lake.read("metrics", filter=ds.field("run_id") == run_id).to_pylist() \
         if lake.parts("metrics") else []
+    # the global CCC (rows before aggregation existed are global too), not per-speaker means
+    rows = [r for r in rows if (r.get("aggregation") or "global") == "global"]
     if rows:
         latest = max(r["evaluated_at"] for r in rows)
         grouped: dict[tuple, dict[str, Any]] = {}

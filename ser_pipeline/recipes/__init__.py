@@ -26,6 +26,7 @@ from ser_pipeline.recipes.core import (
     Scale,
     clean_relpath,
     labelled_entry,
+    normalise_gender,
     read_text,
 )
 from ser_pipeline.recipes.folder import merge_with_audio
@@ -54,4 +55,4 @@ def get_recipe(name: str) -> Callable[..., list[Entry]]:
 
 __all__ = ["AUDIO_EXTENSIONS", "Entry", "LabelValueError", "RECIPES", "REGISTRY", "Recipe",
            "RecipeError", "Scale", "clean_relpath", "get_recipe", "labelled_entry",
-           "merge_with_audio", "read_text"]
+           "merge_with_audio", "normalise_gender", "read_text"]

@@ -1,11 +1,13 @@
 """The ``audformat`` recipe: an audformat database (``db.yaml`` plus tables).
 
 Filewise tables contribute files; columns named ``arousal``, ``dominance``, ``valence``
-(or whose scheme has that name) are the labels, a ``speaker`` column the speaker, and the
-table's split (``table.split_id`` -> the split's ``type``) the split. The label scale is the
-scheme's ``minimum``/``maximum``; ``--label-min/--label-max`` are the fallback for schemes
-without a range. Segmented tables are not ingested (ingest works on whole files); they are
-reported in the error only when the database has no filewise table at all.
+(or whose scheme has that name) are the labels, a ``speaker`` column the speaker, a
+``gender`` (or ``sex``) column the speaker's gender, else a ``gender`` field of the speaker
+scheme's labels (a dict per speaker, or a misc table), and the table's split
+(``table.split_id`` -> the split's ``type``) the split. The label scale is the scheme's
+``minimum``/``maximum``; ``--label-min/--label-max`` are the fallback for schemes without a
+range. Segmented tables are not ingested (ingest works on whole files); they are reported
+in the error only when the database has no filewise table at all.
 """
 
 from __future__ import annotations
@@ -20,10 +22,14 @@ from ser_pipeline.recipes.core import (
     Scale,
     clean_relpath,
     labelled_entry,
+    normalise_gender,
 )
 from ser_pipeline.recipes.folder import merge_with_audio
 from ser_pipeline.schemas import LABELS
 from ser_pipeline.storage import Storage
+
+#: Column / scheme / field names that hold a speaker's gender.
+_GENDER_NAMES = ("gender", "sex")
 
 
 def _load(storage: Storage):
@@ -84,7 +90,8 @@ def prepare_audformat(
         if table.split_id and table.split_id in db.splits:
             split = db.splits[table.split_id].type or table.split_id
         dimensions: dict[str, tuple[str, Scale]] = {}
-        speaker_column = None
+        speaker_column = gender_column = None
+        speaker_genders: dict[str, object] = {}
         for column_id, column in table.columns.items():
             dimension = _column_dimension(column_id, column.scheme_id)
             if dimension:
@@ -100,11 +107,15 @@ def prepare_audformat(
                 dimensions[dimension] = (column_id, Scale(float(low), float(high)))
             elif column_id.lower() == "speaker" or (column.scheme_id or "") == "speaker":
                 speaker_column = column_id
+                speaker_genders = _speaker_genders(db, column.scheme_id)
+            elif column_id.lower() in _GENDER_NAMES or (column.scheme_id or "") in _GENDER_NAMES:
+                gender_column = column_id
         frame = table.get()
         for file, row in frame.iterrows():
             rel = clean_relpath(str(file))
             record = per_file.setdefault(rel or str(file), {"values": {}, "split": None,
                                                             "speaker": None, "scales": {},
+                                                            "gender": None,
                                                             "where": f"table {table_id!r}"})
             if rel is None:
                 record["bad"] = True
@@ -115,6 +126,9 @@ def prepare_audformat(
                     record["scales"][dimension] = scale
             if speaker_column is not None and row[speaker_column] == row[speaker_column]:
                 record["speaker"] = str(row[speaker_column])
+                record["gender"] = normalise_gender(speaker_genders.get(record["speaker"]))
+            if gender_column is not None:
+                record["gender"] = normalise_gender(row[gender_column]) or record["gender"]
             record["split"] = record["split"] or split
     entries = []
     for path, record in sorted(per_file.items()):
@@ -125,7 +139,8 @@ def prepare_audformat(
             continue
         scales = set(record["scales"].values())
         if len(scales) > 1:  # one source_scale per row: normalise each dimension separately
-            entry = Entry(path, speaker=record["speaker"], split=record["split"])
+            entry = Entry(path, speaker=record["speaker"], split=record["split"],
+                          gender=record["gender"])
             try:
                 for dimension, value in record["values"].items():
                     setattr(entry, dimension, record["scales"][dimension].normalise(
@@ -137,10 +152,29 @@ def prepare_audformat(
         else:
             scale = next(iter(scales)) if scales else Scale(0.0, 1.0)
             entry = labelled_entry(path, record["values"], scale=scale, where=where,
-                                   speaker=record["speaker"], split=record["split"])
+                                   speaker=record["speaker"], split=record["split"],
+                                   gender=record["gender"])
         entry.extra["where"] = where
         entries.append(entry)
     return merge_with_audio(storage, entries, include_unlabeled=include_unlabeled)
+
+
+def _speaker_genders(db: object, scheme_id: str | None) -> dict[str, object]:
+    """``{speaker: gender}`` from the speaker scheme's labels: a dict per speaker with a
+    ``gender``/``sex`` field, or a misc table with such a column (audformat's two ways)."""
+    scheme = db.schemes.get(scheme_id) if scheme_id else None  # type: ignore[attr-defined]
+    labels = getattr(scheme, "labels", None)
+    if isinstance(labels, dict):
+        return {str(speaker): next((v for k, v in info.items() if k.lower() in _GENDER_NAMES),
+                                   None)
+                for speaker, info in labels.items() if isinstance(info, dict)}
+    misc = getattr(db, "misc_tables", {})
+    if isinstance(labels, str) and labels in misc:
+        frame = misc[labels].get()
+        column = next((c for c in frame.columns if str(c).lower() in _GENDER_NAMES), None)
+        if column is not None:
+            return {str(speaker): value for speaker, value in frame[column].items()}
+    return {}
 
 
 __all__ = ["prepare_audformat"]

@@ -34,6 +34,7 @@ class Entry:
     source_scale: str | None = None  # e.g. "1-7"
     speaker: str | None = None
     split: str | None = None
+    gender: str | None = None  # the speaker's, normalised by normalise_gender
     size: int | None = None  # bytes, when the listing knows it (used to shard duplicates)
     problem: tuple[str, str] | None = None  # (reason, message): quarantine, don't read
     extra: dict = field(default_factory=dict)
@@ -108,10 +109,35 @@ class LabelValueError(ValueError):
         self.message = message
 
 
+#: Spellings corpora use for the two genders their sheets record, to one vocabulary.
+_GENDERS = {"f": "female", "female": "female", "w": "female", "woman": "female",
+            "m": "male", "male": "male", "man": "male"}
+_UNKNOWN = {"", "unknown", "u", "n/a", "na", "none", "null", "nan", "?", "-"}
+
+
+def normalise_gender(value: object) -> str | None:
+    """A speaker's gender as the lake stores it (``audio.gender``): ``female`` or
+    ``male`` for the usual spellings, other values lower-cased as given (a corpus may
+    record more), ``None`` when empty or unknown.
+
+    Examples:
+        >>> [normalise_gender(v) for v in ("F", "Male", " female ", "Unknown", None, "X")]
+        ['female', 'male', 'female', None, None, 'x']
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = str(value).strip().lower()
+    if text in _UNKNOWN:
+        return None
+    return _GENDERS.get(text, text)
+
+
 def labelled_entry(source_path: str, values: dict[str, object], *, scale: Scale, where: str,
-                   speaker: str | None = None, split: str | None = None) -> Entry:
+                   speaker: str | None = None, split: str | None = None,
+                   gender: object = None) -> Entry:
     """An entry with A/D/V normalised by ``scale``, or a quarantine entry if a value is bad."""
-    entry = Entry(source_path=source_path, speaker=speaker or None, split=split or None)
+    entry = Entry(source_path=source_path, speaker=speaker or None, split=split or None,
+                  gender=normalise_gender(gender))
     try:
         normalised = {d: scale.normalise(values.get(d), where=where, dimension=d) for d in LABELS}
     except LabelValueError as error:

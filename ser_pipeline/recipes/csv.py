@@ -1,7 +1,9 @@
 """The ``csv`` recipe: a sidecar table of paths with optional labels.
 
 Columns: ``path`` (relative to the corpus root; the name is configurable) and any of
-``arousal``, ``dominance``, ``valence``, ``speaker``, ``split``. Labels are on the scale
+``arousal``, ``dominance``, ``valence``, ``speaker``, ``split``, ``gender`` (the speaker's:
+``F``/``M``/``female``/``male``..., see :func:`~ser_pipeline.recipes.core.normalise_gender`;
+it feeds the fairness slices of ``ser evaluate``). Labels are on the scale
 ``label_min..label_max`` (CLI ``--label-min/--label-max``, default 0..1) and are
 normalised linearly to 0..1. Empty label cells mean "unlabeled". Audio under the root
 that the sheet does not list is ingested unlabeled unless ``include_unlabeled=False``.
@@ -85,7 +87,8 @@ def prepare_csv(
             continue
         entry = labelled_entry(path, {d: row.get(d) for d in LABELS}, scale=scale, where=where,
                                speaker=(row.get("speaker") or "").strip() or None,
-                               split=(row.get("split") or "").strip() or None)
+                               split=(row.get("split") or "").strip() or None,
+                               gender=row.get("gender"))
         entry.extra["where"] = where
         entries.append(entry)
     return merge_with_audio(storage, entries, include_unlabeled=include_unlabeled)

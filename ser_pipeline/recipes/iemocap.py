@@ -6,7 +6,8 @@
 
 The bracket is ``[V, A, D]`` on 1-5; the lake stores arousal, dominance, valence, so the
 recipe reorders it. Audio is ``SessionN/sentences/wav/<dialog>/<utt>.wav``. The speaker
-is the session plus the utterance speaker's gender (``Ses01F_impro01_M000`` -> ``Ses01M``).
+is the session plus the utterance speaker's gender (``Ses01F_impro01_M000`` -> ``Ses01M``),
+and that letter (before the final digits) is the speaker's gender (``M`` -> ``male``).
 IEMOCAP has no official split (leave-one-session-out is customary), so ``split`` is empty.
 Only ``sentences/wav`` is walked: the full-dialog recordings in ``dialog/wav`` are not
 utterances.
@@ -22,6 +23,7 @@ from ser_pipeline.recipes.core import (
     RecipeError,
     Scale,
     labelled_entry,
+    normalise_gender,
     read_text,
 )
 from ser_pipeline.recipes.folder import merge_with_audio
@@ -73,25 +75,28 @@ def prepare_iemocap(source: Storage | str, *, include_unlabeled: bool = True) ->
                 dialog = utt.rsplit("_", 1)[0]
                 path = f"{session}/sentences/wav/{dialog}/{utt}.wav"
                 speaker = utt[:5] + utt.rsplit("_", 1)[1][0]
+                gender = normalise_gender(_UTT.match(utt)[3])  # type: ignore[index]
                 if not match:
-                    entry = Entry(path, speaker=speaker, problem=(
+                    entry = Entry(path, speaker=speaker, gender=gender, problem=(
                         "label_invalid", f"{where}: expected '[start - end]<TAB>utt<TAB>cat"
                         f"<TAB>[V, A, D]', got {line[:80]!r}"))
                 else:
                     entry = labelled_entry(
                         path, {"arousal": match["a"], "dominance": match["d"],
                                "valence": match["v"]},
-                        scale=SCALE, where=where, speaker=speaker)
+                        scale=SCALE, where=where, speaker=speaker, gender=gender)
                     entry.extra["category"] = match["cat"]
                 entry.extra["where"] = where
                 entries.append(entry)
     roots = tuple(f"{s}/sentences/wav" for s in sessions if storage.isdir(f"{s}/sentences/wav"))
     merged = merge_with_audio(storage, entries, audio_roots=roots,
                               include_unlabeled=include_unlabeled)
-    for entry in merged:  # unlabeled utterances still get their speaker
+    for entry in merged:  # unlabeled utterances still get their speaker and gender
         match = _UTT.match(entry.source_path.rsplit("/", 1)[-1].removesuffix(".wav"))
         if entry.speaker is None and match:
             entry.speaker = match[1] + match[3]
+        if entry.gender is None and match:
+            entry.gender = normalise_gender(match[3])
     return merged
 
 

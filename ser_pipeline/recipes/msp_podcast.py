@@ -4,7 +4,8 @@
 Gender, Split_Set``; scores run 1-7; audio sits in ``Audios/``. Arousal is ``EmoAct``,
 dominance ``EmoDom``, valence ``EmoVal``. ``Split_Set`` maps Train/Development/Test1/Test2
 to train/dev/test1/test2 (other values are kept lower-cased). ``SpkrID`` "Unknown" becomes
-a missing speaker. Audio without a consensus row is ingested unlabeled.
+a missing speaker. ``Gender`` (Female/Male/Unknown) becomes ``audio.gender`` (female/male,
+Unknown missing). Audio without a consensus row is ingested unlabeled.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def prepare_msp_podcast(source: Storage | str, *, include_unlabeled: bool = True
             scale=SCALE, where=where,
             speaker=None if (speaker or "").lower() == "unknown" else speaker,
             split=SPLITS.get(split.lower(), split.lower()) if split else None,
+            gender=row.get("Gender"),
         )
         entry.extra["where"] = where
         if row.get("EmoClass"):

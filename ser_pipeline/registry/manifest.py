@@ -98,6 +98,38 @@ class ManifestPerformance(Record):
     int8: Figures | None = None
 
 
+class GateRecord(Record):
+    """The no-regression gate's decision at publish (``docs/stages/registry.md``).
+
+    Attributes:
+        passed: False when the candidate was significantly worse than ``compared_with``
+            on some dimension of some gate corpus, or could not be compared with it.
+        promoted: Whether this publish moved ``latest`` to the version: passed, or
+            ``allow_regression``.
+        reason: One line saying why.
+        compared_with: ``name@version`` that ``latest`` pointed at (None: first version).
+        corpora: Gate corpora.
+        split: Gate split.
+        reference: ``teacher`` or ``human``.
+        teacher_id: The reference teacher.
+        regressed: ``corpus:dimension`` entries that were significantly worse.
+        allow_regression: Whether ``--allow-regression`` was given.
+        comparison_ids: Keys of the gate's rows in the lake's ``comparisons`` table.
+    """
+
+    passed: bool
+    promoted: bool
+    reason: str
+    compared_with: str | None = None
+    corpora: list[str] = []
+    split: str | None = None
+    reference: str | None = None
+    teacher_id: str | None = None
+    regressed: list[str] = []
+    allow_regression: bool = False
+    comparison_ids: list[str] = []
+
+
 class RobustnessFigure(Record):
     """One dimension under one perturbation (the ``robustness`` table's figures)."""
 
@@ -177,6 +209,8 @@ class Manifest(Record):
     warnings: list[str]
     extra: dict[str, Any] = {}
     robustness: list[RobustnessSection] = []
+    #: The no-regression gate at publish (None: published without one, or before gates).
+    gate: GateRecord | None = None
     _read_from: str = PrivateAttr(default=MANIFEST_SCHEMA)
 
     @model_validator(mode="after")
@@ -290,10 +324,11 @@ def package_versions() -> dict[str, str | None]:
 def build_manifest(export: ExportResult, *, name: str, version: int,
                    files: dict[str, FileEntry], serving: Serving,
                    extra: dict[str, Any] | None = None,
-                   robustness: list[RobustnessSection] | None = None) -> Manifest:
+                   robustness: list[RobustnessSection] | None = None,
+                   gate: GateRecord | None = None) -> Manifest:
     """The manifest of ``export`` published as ``name@version`` (with the robustness
     suite's results when the publisher ran it; a warning says so if it ran on another
-    file than the one served)."""
+    file than the one served), and the no-regression gate's decision."""
     run = export.run
     if run is None:  # Registry.publish refuses these before writing anything
         raise RegistryError("this export has no training run (export_model's result)")
@@ -322,7 +357,7 @@ def build_manifest(export: ExportResult, *, name: str, version: int,
         performance=performance,
         training=ManifestTraining(**run.training.model_dump(), lake=redact(run.lake)),
         ccc=run.ccc, license=run.license, packages=package_versions(), warnings=warnings,
-        extra=dict(extra or {}), robustness=list(robustness or []))
+        extra=dict(extra or {}), robustness=list(robustness or []), gate=gate)
 
 
 #: Top-level keys of a schema-1 manifest (anything else came from ``publish(extra=)``).

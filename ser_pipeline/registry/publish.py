@@ -2,8 +2,9 @@
 
 The version is claimed by the exclusive create of its ``model.onnx``; the other files
 follow, the manifest comes last (a version exists iff it has one), and ``latest.json``
-moves forward by compare-and-swap only once the manifest is there. ``publish_run`` is the
-whole ``ser publish``: export a run, then publish it.
+moves forward by compare-and-swap only once the manifest is there, and only when the
+no-regression gate (:mod:`ser_pipeline.registry.gate`) let the version through.
+``publish_run`` is the whole ``ser publish``: export a run, gate it, publish it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:  # errors botocore raises without translating them to OSError (connection, timeout)
     from botocore.exceptions import BotoCoreError
@@ -34,6 +36,7 @@ from ser_pipeline.registry.errors import (
 from ser_pipeline.registry.manifest import (
     MANIFEST,
     FileEntry,
+    GateRecord,
     Manifest,
     RobustnessSection,
     build_manifest,
@@ -42,6 +45,9 @@ from ser_pipeline.registry.manifest import (
 from ser_pipeline.registry.store import LATEST, YAML_FILE, RegistryStore
 from ser_pipeline.schemas import LABELS
 from ser_pipeline.storage import StorageError, safe_name
+
+if TYPE_CHECKING:
+    from ser_pipeline.lake import Lake
 
 
 def audonnx_yaml(model_file: str = FP32_FILE) -> str:
@@ -64,8 +70,10 @@ class Registry(RegistryStore):
     def publish(self, export: ExportResult | str | Path, *, name: str,
                 version: int | None = None, record_db: bool = True,
                 extra: dict[str, Any] | None = None,
-                robustness: list[RobustnessSection] | None = None) -> Manifest:
-        """Publish an export as a new immutable version and move ``latest`` to it.
+                robustness: list[RobustnessSection] | None = None,
+                gate: GateRecord | None = None) -> Manifest:
+        """Publish an export as a new immutable version and move ``latest`` to it, unless
+        the no-regression gate held it back.
 
         Args:
             export: What :func:`ser_pipeline.export.export_run` returned, or its output
@@ -77,6 +85,9 @@ class Registry(RegistryStore):
             robustness: The robustness suite's results on the served file, for the
                 manifest and the model card
                 (:func:`ser_pipeline.robustness_stage.publish_with_robustness`).
+            gate: The gate's decision (:func:`ser_pipeline.registry.gate.gate_candidate`),
+                recorded in the manifest; ``latest`` moves only when ``gate.promoted``.
+                None (no gate): ``latest`` moves.
 
         Returns:
             The manifest as written.
@@ -125,12 +136,14 @@ class Registry(RegistryStore):
                     raise RegistryError(f"{self._uri(folder, file_name)} appeared during the "
                                         "publish: another writer is using this version")
             manifest = build_manifest(export, name=name, version=version, files=files,
-                                      serving=serving, extra=extra, robustness=robustness)
+                                      serving=serving, extra=extra, robustness=robustness,
+                                      gate=gate)
             from ser_pipeline.model_card import CARD_FILE, model_card  # README.md (HF-style)
 
             self._create_in_claimed(f"{folder}/{CARD_FILE}", model_card(manifest).encode())
             self._write_manifest(folder, manifest)
-            self._update_latest(name, version, manifest)
+            if gate is None or gate.promoted:
+                self._update_latest(name, version, manifest)
         except RegistryError:
             raise
         except (OSError, StorageError, PermissionError, BotoCoreError) as error:
@@ -179,8 +192,28 @@ class Registry(RegistryStore):
         if not self._create_in_claimed(f"{folder}/{MANIFEST}", manifest.to_json().encode()):
             raise RegistryError(f"{self._uri(folder, MANIFEST)} already exists")
 
-    def _update_latest(self, name: str, version: int, manifest: Manifest) -> bool:
-        """Point ``latest`` at ``version`` unless it already points at a newer one."""
+    def promote(self, name: str, version: int) -> Manifest:
+        """Point ``latest`` at ``name@version``, in either direction: the way to promote a
+        version the gate held back, or to roll back (``ser models promote``).
+
+        Raises:
+            ModelNotFoundError: no such complete version.
+            RegistryError: the alias cannot be written.
+        """
+        manifest = self.show(name, version)
+        try:
+            self._update_latest(name, version, manifest, force=True)
+        except (OSError, StorageError, PermissionError, BotoCoreError) as error:
+            raise RegistryError(
+                f"registry {redact(self.url)} cannot be written ({type(error).__name__}: "
+                f"{redact(str(error), self.settings)}); check the URL, bucket and credentials"
+            ) from None
+        return manifest
+
+    def _update_latest(self, name: str, version: int, manifest: Manifest, *,
+                       force: bool = False) -> bool:
+        """Point ``latest`` at ``version`` unless it already points at a newer one (with
+        ``force``: whatever it points at)."""
         alias = f"{self._dir(name)}/{LATEST}"
         manifest_bytes = self.storage.read_bytes(f"{self._dir(name, version)}/{MANIFEST}")
         record = json.dumps({"name": name, "version": version,
@@ -190,7 +223,8 @@ class Registry(RegistryStore):
                             indent=2).encode()
         for attempt in range(50):
             current, token = self.storage.read_versioned(alias)
-            if current is not None and json.loads(current).get("version", 0) >= version:
+            if current is not None and not force and \
+                    json.loads(current).get("version", 0) >= version:
                 return False
             if self.storage.replace_if_match(alias, record, token=token):
                 return True
@@ -212,6 +246,35 @@ class Registry(RegistryStore):
 
 
 
+def publish_gated(lake: Lake, export: ExportResult | str | Path, *, name: str,
+                  registry: Registry, version: int | None = None,
+                  gate_corpora: Sequence[str] | None = None, gate_split: str = "dev",
+                  allow_regression: bool = False, record_db: bool = True,
+                  robustness: bool = False, settings: Settings | None = None) -> Manifest:
+    """Publish an export behind the no-regression gate: compare it with ``latest`` of
+    ``name`` on the gate corpora's split (default: the run's training corpora, ``dev``)
+    and move ``latest`` only when it is not significantly worse, or with
+    ``allow_regression`` (:mod:`ser_pipeline.registry.gate`). A held-back candidate is
+    still published, as a version ``latest`` does not point at. With ``robustness`` the
+    robustness suite runs on the served file too
+    (:func:`ser_pipeline.robustness_stage.publish_with_robustness`, which leaves the
+    DuckDB record to the caller)."""
+    from ser_pipeline.registry.gate import gate_candidate
+
+    if not isinstance(export, ExportResult):
+        export = load_export(export)
+    gate = gate_candidate(lake, export, registry=registry, name=name, corpora=gate_corpora,
+                          split=gate_split, allow_regression=allow_regression,
+                          settings=settings or registry.settings)
+    if robustness:
+        from ser_pipeline.robustness_stage import publish_with_robustness
+
+        return publish_with_robustness(registry, export, lake, name=name, version=version,
+                                       gate=gate)
+    return registry.publish(export, name=name, version=version, record_db=record_db,
+                            gate=gate)
+
+
 def publish_run(
     lake_url: str | None,
     run_id: str,
@@ -224,8 +287,12 @@ def publish_run(
     calibration_clips: int = 32,
     record_db: bool = True,
     robustness: bool = False,
+    gate_corpora: Sequence[str] | None = None,
+    gate_split: str = "dev",
+    allow_regression: bool = False,
 ) -> dict[str, Any]:
-    """Export a run (fp32 + int8, parity checked) and publish it: the whole ``ser publish``.
+    """Export a run (fp32 + int8, parity checked) and publish it behind the no-regression
+    gate (:func:`publish_gated`): the whole ``ser publish``.
 
     Parity runs before anything touches the registry; a :class:`ParityError` leaves it
     unchanged. With ``robustness``, the robustness suite runs on the file to be served
@@ -243,13 +310,10 @@ def publish_run(
     with tempfile.TemporaryDirectory(prefix="ser-export-") as tmp:
         export = export_run(lake, run_id, out_dir=out_dir or tmp,
                             calibration_clips=calibration_clips)
-        if robustness:
-            from ser_pipeline.robustness_stage import publish_with_robustness
-
-            manifest = publish_with_robustness(target, export, lake, name=name,
-                                               version=version)
-        else:
-            manifest = target.publish(export, name=name, version=version, record_db=False)
+        manifest = publish_gated(lake, export, name=name, registry=target, version=version,
+                                 gate_corpora=gate_corpora, gate_split=gate_split,
+                                 allow_regression=allow_regression, record_db=False,
+                                 robustness=robustness, settings=settings)
     return publish_summary(manifest, db=target.record_db(manifest) if record_db else None)
 
 
@@ -272,4 +336,6 @@ def publish_summary(manifest: Manifest, *, db: str | None = None) -> dict[str, A
             f"{sum(c.passed for c in r.perturbations)} of {len(r.perturbations)} "
             f"perturbations pass ser-tests ({r.corpus} {r.split} vs {r.reference}, "
             f"{r.n_clips} clips)" for r in manifest.robustness],
+        "latest": manifest.gate is None or manifest.gate.promoted,
+        "gate": manifest.gate.reason if manifest.gate is not None else None,
     }

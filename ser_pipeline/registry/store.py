@@ -194,4 +194,5 @@ def version_row(manifest: Manifest, *, latest: bool) -> dict[str, Any]:
         "serves": manifest.serving.default_file,
         "dev_ccc_mean": dev.mean if dev else None, "license": manifest.license.id,
         "published_at": manifest.published_at,
+        "gate_passed": manifest.gate.passed if manifest.gate is not None else None,
     }

@@ -1,8 +1,9 @@
 -- Size vs CCC: every evaluated model's parameter count and file size against its CCC.
 --
 -- One row per (model, corpus): parameters, bytes (checkpoint or ONNX file) and CCC per
--- dimension from the latest evaluation, smallest models first. The paper's trade-off:
--- Wav2Small (~72K params, ~120 KB int8) against MobileNets (millions of params).
+-- dimension from the latest evaluation (the global CCC over all clips), smallest models
+-- first. The paper's trade-off: Wav2Small (~72K params, ~120 KB int8) against
+-- MobileNets (millions of params).
 --
 -- @param reference  VARCHAR default 'teacher'  'teacher' or 'human'.
 -- @param split      VARCHAR default 'test'     Split (dev, test, all).
@@ -17,6 +18,7 @@ SELECT model, coalesce(student, model) AS student, model_format, corpus, teacher
 FROM latest_metrics
 WHERE reference = $reference
   AND split = $split
+  AND aggregation = 'global'
   AND ($corpus IS NULL OR corpus = $corpus)
 GROUP BY model, student, model_format, corpus, teacher_id
 ORDER BY model_params NULLS LAST, model, corpus, teacher_id;

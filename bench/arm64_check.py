@@ -414,7 +414,7 @@ def prepare(args: argparse.Namespace) -> int:
 
 
 def compare(args: argparse.Namespace) -> int:
-    from ser_pipeline.quantize import cpu_info
+    from ser_pipeline.cpu import cpu_info
 
     runner = _runner()
     work = Path(args.work)
@@ -446,7 +446,7 @@ def compare(args: argparse.Namespace) -> int:
         "passed": all(r["passed"] for r in rows) and bool(rows),
         "note": "qemu user-mode runs ONNX Runtime's aarch64 kernels exactly: these are "
                 "their numerics, not their speed",
-        "x86": {**cpu_info(), "onnxruntime": x86_info["onnxruntime"]},
+        "x86": {**cpu_info().model_dump(), "onnxruntime": x86_info["onnxruntime"]},
         "arm": arm_info, "tolerances": asdict(tolerances),
         "inputs": {"clips": len(plan["inputs"]), "seed": plan["seed"],
                    "kinds": {kind: sum(d["kind"] == kind for d in plan["inputs"])

@@ -208,9 +208,10 @@ def device_summary(device: str) -> dict:
         info["device_name"] = torch.cuda.get_device_name(device)
         info["cuda"] = torch.version.cuda
     else:
-        from ser_pipeline.quantize import cpu_info
+        from ser_pipeline.cpu import cpu_info
 
-        info["device_name"] = f"cpu: {cpu_info()['kind']} ({cpu_info()['model']})"
+        cpu = cpu_info()
+        info["device_name"] = f"cpu: {cpu.kind} ({cpu.model})"
     return info
 
 

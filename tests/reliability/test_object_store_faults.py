@@ -238,7 +238,7 @@ def test_publish_to_a_server_without_if_match(exported, proxied, tmp_path):  # n
     proxy.refuse("If-Match", status=501, code="NotImplemented")
     url = f"s3://{proxied['bucket']}/registry"
     registry = Registry(url, settings=get_settings(db=str(tmp_path / "ser.duckdb")))
-    versions = [registry.publish(exported["result"], name="nocas", record_db=False)["version"]
+    versions = [registry.publish(exported["result"], name="nocas", record_db=False).version
                 for _ in range(2)]
     truth = Storage(url, settings=direct_settings(proxied["endpoint_url"]))
     state = check_registry(truth)["nocas"]

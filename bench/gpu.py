@@ -187,8 +187,8 @@ def distill_step(args: argparse.Namespace, work: Path, timeout: float, env: dict
     return {
         "clips": sizes["clips"], "teacher": "tiny wav2vec2 (random weights)",
         "ingested": ingest.get("ingested"),
-        "label": {k: label.get(k) for k in ("clips_labeled", "audio_seconds",
-                                            "audio_seconds_per_second", "device")},
+        "label": {k: getattr(label, k) for k in ("clips_labeled", "audio_seconds",
+                                                 "audio_seconds_per_second", "device")},
         "distill_label_stage_clips": stages["label"]["clips_labeled"],
         "trained": len(stages["train"].get("runs", [])),
         "train_runs": [{k: r.get(k) for k in ("student", "run_id", "steps", "status",

@@ -64,4 +64,4 @@ def test_cpu_smoke_run_writes_one_results_file(tmp_path: Path) -> None:
     assert set(distill["seconds"]) == {"ingest", "label", "distill"}
     assert min(distill["seconds"].values()) >= 0 and distill["seconds"]["distill"] > 0
     manifest = Registry(str(work / "registry")).show("gpu-wav2small")
-    assert manifest["version"] == distill["published"]["wav2small"]["version"] == 1
+    assert manifest.version == distill["published"]["wav2small"]["version"] == 1

@@ -7,7 +7,8 @@ import json
 import subprocess
 
 import pytest
-from lakes import make_audio_lake
+from lakes import add_teacher_labels, make_audio_lake
+from onnx_runs import TEACHER, make_run
 
 from ser_pipeline.storage import Storage
 from ser_pipeline.teacher import init_teacher
@@ -51,7 +52,12 @@ def test_two_labelers_write_no_duplicate(tmp_path):
            work_duplicated=sum(s["duplicates_dropped"] for s in summaries))
 
 
-def test_two_publishers_of_one_name(exported, s3_env, tmp_path):  # noqa: F811
+def test_two_publishers_of_one_name(s3_env, tmp_path):
+    # its own run, with teacher labels on the gate's dev clips: the second version is then
+    # compared with the first (the same model: no regression), as in production, instead
+    # of being held back because the gate could not compare
+    lake, run_id, records = make_run(str(tmp_path / "lake"))
+    add_teacher_labels(lake, records, teacher_id=TEACHER, noise=0.02)
     s3 = {"AWS_ACCESS_KEY_ID": "testing-key-id", "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
           "AWS_DEFAULT_REGION": "us-east-1", "SER_S3_ENDPOINT_URL": s3_env["endpoint_url"]}
     # S3 (conditional PUTs, the harder case); tests/test_registry.py races threads on both
@@ -61,8 +67,8 @@ def test_two_publishers_of_one_name(exported, s3_env, tmp_path):  # noqa: F811
         for index in range(2):
             env = cli_env(**s3, SER_DB=str(tmp_path / f"{kind}-{index}.duckdb"))
             processes.append((kind, _start([
-                *SER, "publish", "--run", exported["run_id"], "--name", "race", "--lake",
-                exported["lake"].url, "--registry", registry, "--engine", "local", "--json"],
+                *SER, "publish", "--run", run_id, "--name", "race", "--lake",
+                lake.url, "--registry", registry, "--engine", "local", "--json"],
                 env)))
     results = [(kind, _finish(process)) for kind, process in processes]
     for kind, registry in targets.items():
@@ -72,5 +78,7 @@ def test_two_publishers_of_one_name(exported, s3_env, tmp_path):  # noqa: F811
         truth = check_registry(Storage(registry, settings=settings))["race"]
         assert truth["complete"] == [1, 2] and truth["incomplete"] == []
         assert truth["latest"] == 2
+        gates = sorted((r["version"], r["latest"], r["gate"]) for k, r in results if k == kind)
+        assert gates[1][1] and "not compared" not in gates[1][2], gates  # compared, not held
     record(SUITE, test="two ser publish processes (s3)", trials=2, faults=1, lost=0,
            duplicated=0)

@@ -43,6 +43,12 @@ def test_distill_outcomes_show_fp32_only_publishes_as_written(capsys, monkeypatc
     assert "error [x=1] kept" in out
 
 
+def _bare(number: float) -> str:
+    """``0.92`` -> ``.92``, ``-0.05`` -> ``-.05``, as the compact layout prints bounds."""
+    text = f"{number:.2f}".replace("-0.00", "0.00")
+    return text.replace("0.", ".", 1) if text.startswith(("0.", "-0.")) else text
+
+
 def test_the_demo_leaderboard_prints_every_figure_in_80_columns(capsys, monkeypatch, tmp_path):
     """``make demo`` prints the dev leaderboard: at 80 columns no header or cell is cut."""
     from eval_lake import FeaturePredictor, write_splits
@@ -70,9 +76,14 @@ def test_the_demo_leaderboard_prints_every_figure_in_80_columns(capsys, monkeypa
     columns, rows = run_report(db, "leaderboard", params={"split": "dev"})
     for row in rows:
         record = dict(zip(columns, row, strict=True))
-        for key in ("ccc_mean", "ccc_arousal", "ccc_dominance", "ccc_valence"):
-            # with intervals beside them (evalstats), the 80-column layout prints 2 decimals
-            assert any(f"{record[key]:.{places}f}".replace("-0.00", "0.00") in out
-                       for places in (3, 2)), key
+        # the mean of A, D and V has no interval of its own (it is not a bootstrapped CCC)
+        assert f"{record['ccc_mean']:.2f}".replace("-0.00", "0.00") in out
+        for key in ("ccc_arousal", "ccc_dominance", "ccc_valence"):
+            # at 80 columns the leaderboard takes its compact layout: 2 decimals, then the
+            # interval with the leading zeros dropped, e.g. ``0.94 [.92,.96]``
+            value, lo, hi = (record[key], record[f"{key}_lo"], record[f"{key}_hi"])
+            expected = (f"{value:.2f}".replace("-0.00", "0.00") + " ["
+                        + ",".join(_bare(bound) for bound in (lo, hi)) + "]")
+            assert expected in out, (key, expected)
         assert record["model"] in out and record["student"] in out
     assert "w2v2-tiny-s0-ft-demo-281d9b2c3673" in out and "1,520,643" in out

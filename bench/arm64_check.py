@@ -123,7 +123,7 @@ def _sound_start(signal: np.ndarray) -> np.ndarray:
 
 def _base_clip(kind: str, index: int, *, seed: int) -> np.ndarray:
     if kind == "speech":
-        from ser_pipeline.demo_corpus import pool_clip_params, render_pool_clip
+        from ser_pipeline.demo import pool_clip_params, render_pool_clip
 
         return render_pool_clip(pool_clip_params(index, seed=seed), index=index, seed=seed)
     if kind == "synthetic":

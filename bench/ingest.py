@@ -29,7 +29,7 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ser_pipeline.audio import to_mono_16k  # noqa: E402
-from ser_pipeline.demo_corpus import make_demo_corpus  # noqa: E402
+from ser_pipeline.demo import make_demo_corpus  # noqa: E402
 from ser_pipeline.ingest import ingest  # noqa: E402
 from ser_pipeline.lake import Lake  # noqa: E402
 from ser_pipeline.recipes import AUDIO_EXTENSIONS  # noqa: E402

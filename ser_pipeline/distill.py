@@ -35,14 +35,15 @@ DEMO_STUDENTS = ("wav2small", "mobilenetv3-s")
 DEMO_HUMAN_CLIPS = 200
 DEMO_POOL_CLIPS = 1000
 POOL_SUFFIX = "-pool"
-#: The demo teacher's head: a short fine-tune (60 steps) on 8 views of each human-labeled
-#: clip (itself, then inverted, shifted and cut: ``finetune_teacher(views=...)``). Its
-#: backbone is random, and a longer fine-tune, or one on the clips as they are, sharpens
-#: the head onto quirks of random features (such as the waveform's sign) that no
-#: spectrogram student can hear: students then copied it at 0.78 mean dev CCC instead of
-#: 0.9+ (docs/stages/train.md).
-DEMO_TEACHER_STEPS = 60
+#: The demo teacher: full fine-tuning (every weight, the convolutional feature encoder
+#: included) of a tiny random-weight wav2vec2 on the human-labeled clips, each shown in one
+#: of 8 views per step (itself, then inverted, shifted and cut: ``finetune_teacher(views=)``)
+#: so it learns what a listener hears, not quirks of its random features. Head-only tuning
+#: of the random backbone judged nothing (CCC vs human ~0.03 on pool dev); full tuning
+#: reaches ~0.7 (route, CCC and time: docs/stages/teacher.md).
+DEMO_TEACHER_STEPS = 300
 DEMO_TEACHER_VIEWS = 8
+DEMO_TEACHER_LR = 1e-3
 #: Distill's training defaults: 200 steps of 2 s crops per student keep ``make demo``
 #: within 12 minutes on an AVX2-only 2-core machine, where 300 steps of 3 s crops took
 #: 16 minutes (wav2small 0.949 and mobilenetv3-s 0.904 mean dev CCC by step 200 of that run).
@@ -57,7 +58,7 @@ class DistillError(ValueError):
 
 def prepare_demo_corpus(workdir: str | Path = DEMO, *, n: int = 120, seed: int = 0) -> str:
     """Synthesize the demo corpus under ``<workdir>/corpus`` unless it is already there."""
-    from ser_pipeline.demo_corpus import make_demo_corpus
+    from ser_pipeline.demo import make_demo_corpus
 
     corpus = Path(workdir) / "corpus"
     if not (corpus / "labels.csv").exists():
@@ -73,7 +74,7 @@ def prepare_demo_pool(workdir: str | Path = DEMO, *, n: int = DEMO_POOL_CLIPS,
     many clips in varied voices, sentences, rates, pitches, pauses and background noise;
     its dev clips use voices and sentences no training clip uses.
     """
-    from ser_pipeline.demo_corpus import make_demo_pool
+    from ser_pipeline.demo import make_demo_pool
 
     pool = Path(workdir) / "pool"
     sheet = pool / "labels.csv"
@@ -85,13 +86,14 @@ def prepare_demo_pool(workdir: str | Path = DEMO, *, n: int = DEMO_POOL_CLIPS,
 def prepare_demo_teacher(
     lake: Lake, *, workdir: str | Path = DEMO, corpus: str = DEMO, seed: int = 0,
     steps: int = DEMO_TEACHER_STEPS, views: int = DEMO_TEACHER_VIEWS,
+    lr: float = DEMO_TEACHER_LR,
 ) -> tuple[str, dict[str, Any] | None]:
-    """A tiny teacher fine-tuned on the demo corpus's human labels (built once, reused).
+    """A tiny teacher fully fine-tuned on the demo corpus's human labels (built once, reused).
 
     A teacher already in ``<workdir>/teacher`` is reused when its recorded fine-tuning
-    recipe (steps, views, seed, corpus) is this one; one built by another recipe (say, by
-    an older release) is built again, and the new teacher id makes the later stages
-    relabel and retrain.
+    recipe (steps, views, learning rate, full tuning, seed, corpus) is this one; one built
+    by another recipe (say, by an older release) is built again, and the new teacher id
+    makes the later stages relabel and retrain.
 
     Returns the ``hf:`` spec and the fine-tuning summary (``None`` when it was reused).
     """
@@ -99,7 +101,8 @@ def prepare_demo_teacher(
 
     base = Path(workdir) / "teacher-base"
     tuned = Path(workdir) / "teacher"
-    recipe = {"steps": steps, "views": views, "seed": seed, "corpus": [corpus]}
+    recipe = {"steps": steps, "views": views, "lr": lr, "train_all": True, "seed": seed,
+              "corpus": [corpus]}
     config = tuned / "config.json"
     if config.exists():
         provenance = json.loads(config.read_text()).get("ser_provenance") or {}
@@ -108,7 +111,7 @@ def prepare_demo_teacher(
     if not (base / "config.json").exists():
         init_teacher(base, arch="wav2vec2", size="tiny", seed=seed)
     summary = finetune_teacher(lake, teacher=f"hf:{base}", corpus=corpus, out=tuned,
-                               steps=steps, views=views, seed=seed, train_top_layers=0,
+                               steps=steps, views=views, lr=lr, seed=seed, train_all=True,
                                overwrite=True)
     return f"hf:{tuned}", summary
 

@@ -12,7 +12,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from ser_pipeline.cli import app
-from ser_pipeline.demo_corpus import (
+from ser_pipeline.demo import (
     DEV_VARIANTS,
     FORMATS,
     DemoCorpusError,
@@ -122,6 +122,14 @@ def test_pool_dev_voices_and_sentences_are_never_trained_on(tmp_path):
     # only dev clips carry "human" labels: the training pool is unlabeled, as in the paper
     assert all(r["arousal"] == "" for r in train) and all(r["arousal"] != "" for r in dev)
     assert len({r["noise"] for r in sheet}) >= 3 and len({r["voice"] for r in sheet}) > 20
+    # the speaker's gender feeds the fairness slices: f* variants female, m*/croak male,
+    # Klatt voices unknown (empty)
+    for row in sheet:
+        variant = row["voice"].partition("+")[2]
+        expected = ("" if variant.startswith("klatt") else
+                    "female" if variant.startswith("f") else "male")
+        assert row["gender"] == expected, row["voice"]
+    assert {"female", "male"} <= {r["gender"] for r in dev}
     for row in sheet[:8]:
         info = sf.info(tmp_path / "pool" / row["path"])
         assert (info.samplerate, info.channels, info.format) == (16000, 1, "FLAC")

@@ -286,6 +286,28 @@ def test_finetune_top_layers_changes_backbone(w2v2: Path, tmp_path: Path) -> Non
     assert summary["train_top_layers"] == 1
 
 
+def test_full_finetune_trains_every_weight_and_head_only_trains_none_of_the_backbone(
+        w2v2: Path, tmp_path: Path) -> None:
+    lake, _ = make_audio_lake(str(tmp_path / "lake"), n=16, seconds=(1.0, 1.5))
+    before = load_file(str(w2v2 / "model.safetensors"))
+    conv = "wav2vec2.feature_extractor.conv_layers.0.conv.weight"
+    layer = "wav2vec2.encoder.layers.0.feed_forward.output_dense.weight"
+    head = "classifier.out_proj.weight"
+    full = finetune_teacher(lake, teacher=f"hf:{w2v2}", corpus="toy", out=tmp_path / "full",
+                            steps=2, batch_size=4, train_all=True, views=2)
+    after = load_file(str(tmp_path / "full" / "model.safetensors"))
+    assert all(not torch.equal(before[key], after[key]) for key in (conv, layer, head))
+    assert full["train_all"] is True
+    provenance = json.loads((tmp_path / "full" / "config.json").read_text())["ser_provenance"]
+    assert provenance["train_all"] is True
+    finetune_teacher(lake, teacher=f"hf:{w2v2}", corpus="toy", out=tmp_path / "head",
+                     steps=2, batch_size=4)
+    head_only = load_file(str(tmp_path / "head" / "model.safetensors"))
+    assert torch.equal(before[conv], head_only[conv])
+    assert torch.equal(before[layer], head_only[layer])
+    assert not torch.equal(before[head], head_only[head])
+
+
 def test_cli_init_info_export_and_errors(tmp_path: Path) -> None:
     runner = CliRunner()
     folder = tmp_path / "cli-teacher"

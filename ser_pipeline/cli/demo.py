@@ -26,7 +26,7 @@ def demo_corpus_command(
 
     Ingest it with: ser ingest OUT --corpus demo --recipe csv
     """
-    from ser_pipeline.demo_corpus import DemoCorpusError, make_demo_corpus
+    from ser_pipeline.demo import DemoCorpusError, make_demo_corpus
 
     try:
         summary = make_demo_corpus(out, n=n, seed=seed, unlabeled_fraction=unlabeled_fraction,

@@ -75,10 +75,12 @@ def distill_command(
         )
     except (DistillError, TeacherError, TrainInputError) as error:
         fail(str(error))
-    predictions = []
+    predictions, story = [], []
     if not sources:
         predictions = _demo_predictions(summary, demo_dir=demo_dir, registry=registry)
         summary["demo_predictions"] = predictions
+        story = _demo_story(corpus, db=db, lake=lake)
+        summary["story"] = story
     if as_json:
         emit(summary, title="distill", as_json=True)
         return
@@ -94,6 +96,10 @@ def distill_command(
                           *(f"{row.get(k, float('nan')):.3f}" for k in ("arousal", "dominance",
                                                                         "valence")))
         console.print(table)
+    if story:
+        console.print(Text("The paper's story, measured", style="bold"))
+        for line in story:
+            console.print(Text(line))
     if summary.get("report_html"):
         console.print(Text(f"report: {summary['report_html']}"))
 
@@ -130,6 +136,20 @@ def _print_leaderboard(summary: dict, *, db: str | None, lake: str | None) -> No
         return
     layouts = report_tables.leaderboard_layouts(to_records(columns, rows))
     report_tables.print_layout(report_tables.fit(layouts, console.width), console)
+
+
+def _demo_story(corpus: str, *, db: str | None, lake: str | None) -> list[str]:
+    """The demo's closing sentences, on the pool's dev clips (unseen voices and sentences)."""
+    from ser_pipeline.config import get_settings
+    from ser_pipeline.demo.story import demo_story
+    from ser_pipeline.distill import POOL_SUFFIX
+    from ser_pipeline.reports import paper_table_records
+
+    settings = get_settings(lake=lake, db=db)
+    pool = corpus + POOL_SUFFIX
+    records = paper_table_records(settings.db, params={"corpus": pool, "split": "dev"},
+                                  settings=settings)
+    return demo_story(records, corpus=pool)
 
 
 def _demo_predictions(summary: dict, *, demo_dir: str, registry: str | None) -> list[dict]:

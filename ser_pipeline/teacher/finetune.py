@@ -174,10 +174,11 @@ def _padded(signals: list[np.ndarray]):
 def finetune_teacher(
     lake: Lake, *, teacher: str, corpus: str | list[str], out: str | Path, steps: int = 400,
     epochs: int | None = None, lr: float = 3e-3, batch_size: int = 32,
-    train_top_layers: int = 0, holdout: float = 0.2, max_clip_s: float = 8.0, seed: int = 0,
-    views: int = 1, threads: int | None = None, overwrite: bool = False,
+    train_top_layers: int = 0, train_all: bool = False, holdout: float = 0.2,
+    max_clip_s: float = 8.0, seed: int = 0, views: int = 1, threads: int | None = None,
+    overwrite: bool = False,
 ) -> dict:
-    """Train a teacher's head (and optionally its top layers) on human A/D/V labels.
+    """Train a teacher's head (optionally its top layers, or all of it) on human A/D/V labels.
 
     Args:
         lake: the lake whose ``human_labels`` and ``audio`` are used.
@@ -190,6 +191,9 @@ def finetune_teacher(
         batch_size: clips per step.
         train_top_layers: also train this many top transformer layers (0 = head only; the
             backbone then runs once per clip and features are cached).
+        train_all: full fine-tuning: every weight, the convolutional feature encoder
+            included, learns from the labels (``train_top_layers`` is then ignored). This
+            is what turns a random-weight backbone into a judge (docs/stages/teacher.md).
         holdout: fraction of clips (by a hash of the audio id) kept for the CCC check.
         max_clip_s: clips are centre-cropped to this length for training.
         seed: seed for the holdout split, batching, views and dropout.
@@ -227,12 +231,16 @@ def finetune_teacher(
         raise TeacherError(f"train_top_layers must be 0..{len(layers)}, got {train_top_layers}")
     if views < 1:
         raise TeacherError(f"views must be 1 or more (1: the clips as they are), got {views}")
+    if train_all:
+        train_top_layers = len(layers)
     for parameter in model.parameters():
-        parameter.requires_grad = False
-    trainable = list(model.classifier.parameters())
-    for layer in list(layers)[len(layers) - train_top_layers:] if train_top_layers else []:
+        parameter.requires_grad = train_all
+    trainable = (list(model.parameters()) if train_all
+                 else list(model.classifier.parameters()))
+    for layer in (list(layers)[len(layers) - train_top_layers:]
+                  if train_top_layers and not train_all else []):
         trainable += list(layer.parameters())
-    if train_top_layers:
+    if train_top_layers and not train_all:
         trainable += list(backbone.encoder.layer_norm.parameters())
     for parameter in trainable:
         parameter.requires_grad = True
@@ -323,8 +331,8 @@ def finetune_teacher(
     provenance = {
         "base_teacher_id": base.teacher_id, "base_teacher_sha256": base.sha256,
         "base_is_random": base.is_random, "corpus": corpora, "steps": steps, "lr": lr,
-        "batch_size": batch_size, "train_top_layers": train_top_layers, "seed": seed,
-        "views": views,
+        "batch_size": batch_size, "train_top_layers": train_top_layers,
+        "train_all": train_all, "seed": seed, "views": views,
         "n_train": int(len(train_idx)), "n_heldout": int(len(test_idx)),
         "ccc_before": before, "ccc_after": after, "lake": lake.url,
         "finetuned_at": utcnow().isoformat(),
@@ -342,8 +350,8 @@ def finetune_teacher(
     return {
         "teacher": f"hf:{out}", "teacher_id": tuned.teacher_id, "base_teacher_id": base.teacher_id,
         "corpus": corpora, "n_train": int(len(train_idx)), "n_heldout": int(len(test_idx)),
-        "steps": steps, "train_top_layers": train_top_layers, "views": views,
-        "final_loss": losses[-1],
+        "steps": steps, "train_top_layers": train_top_layers, "train_all": train_all,
+        "views": views, "final_loss": losses[-1],
         "ccc_before": before, "ccc_after": after, "license": tuned.license,
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -11,7 +11,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ser_pipeline.demo_corpus import ClipParams, synthesize
+from ser_pipeline.demo import ClipParams, synthesize
 
 HERE = Path(__file__).parent
 # name, voice, text, rate Hz, channels, container, subtype

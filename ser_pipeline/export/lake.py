@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,8 +25,6 @@ def lake_clips(lake: Lake, *, split: str | None, limit: int, split_name: str | N
     """
     import pyarrow.dataset as ds
 
-    from ser_pipeline.audio import decode_flac
-
     if split is not None:
         condition = ds.field("split") == split
         if split_name:
@@ -32,19 +32,96 @@ def lake_clips(lake: Lake, *, split: str | None, limit: int, split_name: str | N
         ids = sorted(lake.ids("splits", filter=condition))
     else:
         ids = sorted(lake.ids("audio"))
-    ids = [i for i in ids if i not in (exclude or set())][:limit]
+    return _decoded(lake, [i for i in ids if i not in (exclude or set())][:limit])
+
+
+#: Perturbations whose seeded copies join calibration: the level and channel changes that
+#: push activations outside the range clean training clips span (docs/stages/export.md).
+CALIBRATION_PERTURBATIONS = ("gain_minus20db", "noise_snr10db", "gain_plus6db_clipped",
+                             "telephone")
+
+
+@dataclass(frozen=True)
+class ClipSet:
+    """Clips an export reads: ids, decoded signals (perturbed copies after the originals),
+    the corpora they come from, and how many copies are perturbed."""
+
+    ids: list[str]
+    signals: list[np.ndarray]
+    corpora: list[str]
+    perturbed: int = 0
+    perturbations: tuple[str, ...] = ()
+
+
+def clips_across_corpora(lake: Lake, *, split: str, limit: int,
+                         exclude: set[str] | None = None) -> ClipSet:
+    """Up to ``limit`` clips taken in turn from every corpus in the lake (cropped to
+    MAX_CLIP_S, deterministic order).
+
+    A corpus with rows in ``splits`` gives clips of ``split``; one without (a corpus
+    ingested for labeling only, in another style) gives any of its clips, so parity and
+    calibration see every kind of audio the lake holds, not only the training corpora.
+
+    Examples:
+        >>> import tempfile
+        >>> clips_across_corpora(Lake(tempfile.mkdtemp()), split="dev", limit=4).ids
+        []
+    """
+    import itertools
+
+    import pyarrow.dataset as ds
+
+    exclude = exclude or set()
+    by_corpus: dict[str, list[str]] = {}
+    if lake.parts("splits"):
+        rows = lake.read("splits", columns=["audio_id", "corpus"],
+                         filter=ds.field("split") == split).to_pylist()
+        for row in rows:
+            by_corpus.setdefault(row["corpus"] or "", []).append(row["audio_id"])
+    if lake.parts("audio"):
+        for row in lake.read("audio", columns=["audio_id", "corpus"]).to_pylist():
+            corpus = row["corpus"] or ""
+            if corpus not in by_corpus or by_corpus[corpus] and by_corpus[corpus][0] is None:
+                by_corpus.setdefault(corpus, [None])  # type: ignore[list-item]
+                by_corpus[corpus].append(row["audio_id"])
+    # corpora seen only in the audio table were marked with a leading None
+    pools = {corpus: sorted({i for i in ids if i is not None} - exclude)
+             for corpus, ids in sorted(by_corpus.items())}
+    order = [i for i in itertools.chain.from_iterable(itertools.zip_longest(*pools.values()))
+             if i is not None][:limit]
+    corpus_of = {i: corpus for corpus, ids in pools.items() for i in ids}
+    ids, signals = _decoded(lake, order)
+    return ClipSet(ids=ids, signals=signals, corpora=sorted({corpus_of[i] for i in ids}))
+
+
+def with_perturbed(clips: ClipSet, names: Sequence[str], *, seed: int = 0) -> ClipSet:
+    """The clips, then one seeded perturbed copy of each (the perturbations in turn).
+
+    Examples:
+        >>> clip = np.sin(np.arange(1600, dtype=np.float32) / 9)
+        >>> both = with_perturbed(ClipSet(["a"], [clip], ["c"]), ["gain_minus20db"])
+        >>> len(both.signals), both.perturbed, round(float(both.signals[1].max()), 2)
+        (2, 1, 0.1)
+    """
+    from ser_pipeline.perturb import perturb
+
+    copies = [perturb(signal, names[index % len(names)], seed=[seed, index])
+              for index, signal in enumerate(clips.signals)] if names else []
+    return ClipSet(ids=clips.ids, signals=[*clips.signals, *copies], corpora=clips.corpora,
+                   perturbed=len(copies), perturbations=tuple(names))
+
+
+def _decoded(lake: Lake, ids: list[str]) -> tuple[list[str], list[np.ndarray]]:
+    from ser_pipeline.audio import decode_flac
+
     if not ids:
         return [], []
     rows = lake.audio_for(ids, columns=["audio_id", "audio"])
     by_id = dict(zip(rows.column("audio_id").to_pylist(), rows.column("audio").to_pylist(),
                      strict=True))
-    keep_ids, signals = [], []
     crop = int(MAX_CLIP_S * SAMPLE_RATE)
-    for audio_id in ids:
-        if audio_id in by_id:
-            keep_ids.append(audio_id)
-            signals.append(decode_flac(by_id[audio_id]["bytes"])[:crop])
-    return keep_ids, signals
+    kept = [i for i in ids if i in by_id]
+    return kept, [decode_flac(by_id[i]["bytes"])[:crop] for i in kept]
 
 
 def run_ccc(lake: Lake, run_id: str, *, corpora: list[str] | None,

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from ser_pipeline.lake import Lake, utcnow
+from ser_pipeline.progress import progress_bar
 from ser_pipeline.schemas import LABELS, SAMPLE_RATE
 from ser_pipeline.teacher.core import (
     MIN_SAMPLES,
@@ -317,14 +318,16 @@ def finetune_teacher(
         steps = max(1, int(np.ceil(epochs * len(train_idx) / batch_size)))
     optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=1e-4)
     losses = []
-    for _ in range(steps):
-        batch = rng.choice(train_idx, size=min(batch_size, len(train_idx)), replace=False)
-        prediction = forward(batch, train=True)
-        loss = 1 - _ccc_torch(prediction, targets[batch]).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    with progress_bar("fine-tuning the teacher", total=steps) as advance:
+        for _ in range(steps):
+            batch = rng.choice(train_idx, size=min(batch_size, len(train_idx)), replace=False)
+            prediction = forward(batch, train=True)
+            loss = 1 - _ccc_torch(prediction, targets[batch]).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            advance(1, info=f"loss {losses[-1]:.3f}")
     model.eval()
     after = ccc_report(evaluate(test_idx), test_targets)
 

@@ -6,8 +6,8 @@
   immutable version, the alias moved by compare-and-swap) and ``ser publish``;
 - :mod:`~ser_pipeline.registry.gate`: the no-regression gate (a candidate significantly
   worse than ``latest`` is published without moving ``latest``);
-- :mod:`~ser_pipeline.registry.manifest`: the typed manifest, its schema versions, and the
-  choice of the file served by default;
+- :mod:`~ser_pipeline.registry.manifest`: the typed manifest and its schema versions;
+- :mod:`~ser_pipeline.registry.serving`: the choice of the file served by default;
 - :mod:`~ser_pipeline.registry.uri`: ``registry://name[@version][#fp32|#int8]`` to a file;
 - :mod:`~ser_pipeline.registry.errors`: errors, and credentials kept out of messages.
 

@@ -8,8 +8,9 @@ where run id, student and teacher appeared three times each) are converted on re
 :func:`_from_v1`, so every version ever published still lists, verifies and serves.
 Fields are documented in ``docs/stages/registry.md``.
 
-Which file ``ser predict`` serves by default is decided here, at publish, from fp32 and
-int8 latencies measured on the publishing machine (:func:`choose_serving`).
+Which file ``ser predict`` serves by default is decided at publish, from fp32 and int8
+latencies measured on the publishing machine (:func:`serving_for`; the rule itself,
+:func:`choose_serving`, lives in :mod:`~ser_pipeline.registry.serving`).
 
 Examples:
     >>> serving = choose_serving({"model.onnx", "model.int8.onnx"}, fp32_ms=5.0,
@@ -42,6 +43,7 @@ from ser_pipeline.export.result import (
     Training,
 )
 from ser_pipeline.registry.errors import RegistryError, redact
+from ser_pipeline.registry.serving import Serving, choose_serving
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = "ser-pipeline/model-manifest/2"
@@ -53,23 +55,6 @@ _PACKAGES = ("ser-pipeline", "torch", "onnx", "onnxruntime", "onnxscript", "nump
 class FileEntry(Record):
     sha256: str
     bytes: int
-
-
-class Serving(Record):
-    """Which file ``ser predict`` serves when the URI names no precision, and why.
-
-    ``fp32_ms``/``int8_ms`` are medians on a ``clip_s`` clip with ``threads`` threads,
-    measured back to back on ``measured_on`` (the machine that published); they are
-    ``None`` where a file is absent or an old manifest recorded no figure.
-    """
-
-    default_file: str
-    reason: str
-    fp32_ms: float | None = None
-    int8_ms: float | None = None
-    clip_s: float | None = None
-    threads: int | None = None
-    measured_on: CpuInfo | None = None
 
 
 class Int8Section(Record):
@@ -266,28 +251,6 @@ def read_manifest(data: bytes | str | dict[str, Any]) -> Manifest:
         raise RegistryError(f"manifest schema {schema!r} is not one this version reads "
                             f"({MANIFEST_SCHEMA}, {MANIFEST_SCHEMA_V1}): upgrade ser-pipeline")
     return Manifest.model_validate(raw)
-
-
-def choose_serving(files: set[str] | dict[str, Any], *, fp32_ms: float | None,
-                   int8_ms: float | None, clip_s: float | None, threads: int | None,
-                   kind: str | None, withheld_reason: str | None = None) -> Serving:
-    """The file to serve by default: the faster of fp32 and int8 when both latencies are
-    known, int8 (the behaviour before latencies were compared) when they are not, fp32
-    when there is no int8 file."""
-    figures = {"fp32_ms": fp32_ms, "int8_ms": int8_ms if INT8_FILE in files else None,
-               "clip_s": clip_s, "threads": threads}
-    if INT8_FILE not in files:
-        return Serving(default_file=FP32_FILE, **figures,
-                       reason=f"no int8 file ({withheld_reason or 'not published'})")
-    if fp32_ms is None or int8_ms is None:
-        return Serving(default_file=INT8_FILE, **figures,
-                       reason="no fp32/int8 latency pair recorded: int8, as before")
-    faster, slower = ("fp32", "int8") if fp32_ms < int8_ms else ("int8", "fp32")
-    ms = {"fp32": fp32_ms, "int8": int8_ms}
-    return Serving(default_file=FP32_FILE if faster == "fp32" else INT8_FILE, **figures,
-                   reason=f"{faster} is faster: {ms[faster]:.1f} ms vs {slower} "
-                          f"{ms[slower]:.1f} ms per {clip_s:g} s clip, {threads} thread"
-                          f"{'s' if threads != 1 else ''}, on {kind}")
 
 
 def serving_for(export: ExportResult) -> Serving:

@@ -89,8 +89,14 @@ TEACHER_RECIPE = Int8Recipe("dynamic-matmul-u8u8", "dynamic", None, "uint8", "ui
                             True, ("MatMul",))
 
 
+#: Calibration methods by name (ONNX Runtime's ``CalibrationMethod``); exports use min-max
+#: (measured against percentile on out-of-domain audio: docs/stages/export.md).
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+
+
 def quantize(recipe: Int8Recipe, source: str | Path, out: str | Path, *,
-             calibration: Any = None, nodes_to_exclude: Sequence[str] = ()) -> None:
+             calibration: Any = None, nodes_to_exclude: Sequence[str] = (),
+             calibrate_method: str = "minmax") -> None:
     """Write ``out``: ``source`` quantised by ``recipe``.
 
     Args:
@@ -99,6 +105,7 @@ def quantize(recipe: Int8Recipe, source: str | Path, out: str | Path, *,
         out: Where the int8 file goes.
         calibration: A ``CalibrationDataReader`` (static recipes).
         nodes_to_exclude: Node names kept in fp32.
+        calibrate_method: One of :data:`CALIBRATION_METHODS` (static recipes).
     """
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -128,7 +135,10 @@ def quantize(recipe: Int8Recipe, source: str | Path, out: str | Path, *,
                     else QuantFormat.QOperator,
                     activation_type=types[recipe.activation_type],
                     weight_type=types[recipe.weight_type], per_channel=recipe.per_channel,
-                    reduce_range=recipe.reduce_range, calibrate_method=CalibrationMethod.MinMax,
+                    reduce_range=recipe.reduce_range,
+                    calibrate_method={"minmax": CalibrationMethod.MinMax,
+                                      "percentile": CalibrationMethod.Percentile,
+                                      "entropy": CalibrationMethod.Entropy}[calibrate_method],
                     op_types_to_quantize=list(recipe.op_types),
                     nodes_to_exclude=list(nodes_to_exclude))
     finally:

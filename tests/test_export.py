@@ -64,7 +64,9 @@ def test_export_writes_both_models_with_io_spec_and_metadata(exported):  # noqa:
 def test_parity_passes_on_dev_clips_and_every_candidate_is_recorded(exported):  # noqa: F811
     result = exported["result"]
     parity = result.parity
-    assert parity.passed and parity.source == "dev split" and parity.clips == 12
+    # the 12 dev clips and a perturbed copy of each
+    assert parity.passed and parity.source.startswith("dev split") and parity.clips == 24
+    assert parity.perturbed == 12 and parity.corpora == ["toy"]
     assert min(parity.torch_vs_fp32.values()) >= 0.999
     assert min(parity.int8_vs_fp32.values()) >= 0.98
     candidates = {c.method: c for c in result.quantization.candidates}
@@ -158,6 +160,57 @@ def test_tampered_weight_withholds_int8_and_ships_fp32_with_the_numbers(tmp_path
     assert f"{worst[0].upper()} {parity.int8_vs_fp32[worst]:.3f}" in reason
     assert "< 0.98" in reason
     assert json.loads((out / "export.json").read_text())["int8"]["withheld"] is True
+
+
+def test_parity_and_calibration_cover_every_corpus_with_perturbed_copies(tmp_path):
+    """int8 is checked on the audio it will meet: every corpus in the lake (here real
+    speech in the MSP-Podcast layout, which the run never trained on, beside its tones),
+    clean and perturbed, with an absolute bound beside the CCC."""
+    from corpora import build_msp_podcast
+
+    from ser_pipeline.export.parity import INT8_MAX_ABS_DIFF, INT8_PARITY_MIN
+    from ser_pipeline.ingest import ingest
+    from ser_pipeline.perturb import PERTURBATIONS
+
+    torch.set_num_threads(1)
+    lake, run_id, _ = make_run(str(tmp_path / "lake"))
+    ingest(lake, str(build_msp_podcast(tmp_path / "msp", extra_unlabeled=4)), corpus="msp",
+           recipe="msp-podcast")
+    msp = lake.ids("audio") - {r["audio_id"] for r in lake.read("splits").to_pylist()}
+    assert len(msp) >= 6
+    result = export_run(lake, run_id, out_dir=tmp_path / "out", calibration_clips=8,
+                        parity_clips=16, measure_performance=False)
+    parity = result.parity
+    assert parity.corpora == ["msp", "toy"] and parity.calibration_corpora == ["msp", "toy"]
+    assert msp & set(parity.audio_ids)  # clips of the corpus without splits are checked
+    assert parity.perturbed == len(parity.audio_ids) == parity.clips // 2
+    assert set(parity.perturbations) == set(PERTURBATIONS)
+    assert parity.calibration_perturbed == parity.calibration_clips // 2 > 0
+    assert parity.thresholds["int8_max_abs_diff"] == INT8_MAX_ABS_DIFF == 0.02
+    tried = [c for c in result.quantization.candidates if c.ccc_vs_fp32]
+    assert tried
+    for candidate in tried:
+        assert candidate.passed == (min(candidate.ccc_vs_fp32.values()) >= INT8_PARITY_MIN
+                                    and candidate.max_abs_diff_vs_fp32 <= INT8_MAX_ABS_DIFF)
+    if result.quantization.chosen:
+        assert parity.int8_max_abs_diff <= INT8_MAX_ABS_DIFF
+    else:
+        assert result.int8.withheld and result.int8.reason.startswith("int8 parity")
+    saved = json.loads((tmp_path / "out" / "export.json").read_text())["parity"]
+    assert saved["corpora"] == ["msp", "toy"] and saved["perturbed"] == parity.perturbed
+
+
+def test_an_int8_offset_fails_the_absolute_bound_even_where_its_ccc_passes():
+    from ser_pipeline.export.parity import int8_withheld_reason
+    from ser_pipeline.export.result import Candidate, RecipeRecord
+
+    recipe = RecipeRecord(name="u8u8", mode="static", quant_format="qdq",
+                          activation_type="uint8", weight_type="uint8", reduce_range=False,
+                          per_channel=True, op_types=["Conv"], nodes_excluded=[])
+    offset = Candidate(method="u8u8", preprocess="symbolic", recipe=recipe,
+                       ccc_vs_fp32={"arousal": 0.99, "dominance": 0.995, "valence": 0.99},
+                       max_abs_diff_vs_fp32=0.051)
+    assert int8_withheld_reason([offset]) == "int8 parity max |int8 - fp32| 0.051 > 0.02 (u8u8)"
 
 
 def test_run_without_best_checkpoint_is_a_clear_error(exported, tmp_path):  # noqa: F811

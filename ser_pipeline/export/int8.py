@@ -50,6 +50,7 @@ def preprocess(fp32: Path, out: Path) -> tuple[Path, str]:
 
 def quantize_candidates(fp32: Path, work: Path, calibration: Sequence[np.ndarray], *,
                         recipes: Sequence[Int8Recipe] = STUDENT_RECIPES,
+                        calibrate_method: str = "minmax",
                         ) -> list[tuple[Candidate, Path | None]]:
     """Build every int8 candidate in ``work``: ``(record, file or None)`` per recipe.
 
@@ -68,7 +69,7 @@ def quantize_candidates(fp32: Path, work: Path, calibration: Sequence[np.ndarray
         path: Path | None = None
         try:
             quantize(recipe, pre, out, calibration=ClipReader(calibration),
-                     nodes_to_exclude=front)
+                     nodes_to_exclude=front, calibrate_method=calibrate_method)
             stamp(out, {})  # strip debug info so sizes compare like for like
             OnnxModel(out)  # loads in ORT
             record.bytes = out.stat().st_size

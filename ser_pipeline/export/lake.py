@@ -53,18 +53,19 @@ class ClipSet:
     perturbations: tuple[str, ...] = ()
 
 
-def clips_across_corpora(lake: Lake, *, split: str, limit: int,
+def clips_across_corpora(lake: Lake, *, split: str, limit: int, split_name: str | None = None,
                          exclude: set[str] | None = None) -> ClipSet:
     """Up to ``limit`` clips taken in turn from every corpus in the lake (cropped to
     MAX_CLIP_S, deterministic order).
 
-    A corpus with rows in ``splits`` gives clips of ``split``; one without (a corpus
-    ingested for labeling only, in another style) gives any of its clips, so parity and
-    calibration see every kind of audio the lake holds, not only the training corpora.
+    A corpus with rows in ``splits`` (of ``split_name`` when given) gives clips of
+    ``split``; one without (a corpus ingested for labeling only, in another style) gives
+    any of its clips, so parity and calibration see every kind of audio the lake holds,
+    not only the training corpora.
 
     Examples:
         >>> import tempfile
-        >>> clips_across_corpora(Lake(tempfile.mkdtemp()), split="dev", limit=4).ids
+        >>> clips_across_corpora(Lake.open(tempfile.mkdtemp()), split="dev", limit=4).ids
         []
     """
     import itertools
@@ -74,19 +75,20 @@ def clips_across_corpora(lake: Lake, *, split: str, limit: int,
     exclude = exclude or set()
     by_corpus: dict[str, list[str]] = {}
     if lake.parts("splits"):
-        rows = lake.read("splits", columns=["audio_id", "corpus"],
-                         filter=ds.field("split") == split).to_pylist()
+        condition = ds.field("split_name") == split_name if split_name else None
+        rows = lake.read("splits", columns=["audio_id", "corpus", "split"],
+                         filter=condition).to_pylist()
         for row in rows:
-            by_corpus.setdefault(row["corpus"] or "", []).append(row["audio_id"])
+            ids = by_corpus.setdefault(row["corpus"] or "", [])
+            if row["split"] == split:
+                ids.append(row["audio_id"])
+    unsplit: dict[str, list[str]] = {}
     if lake.parts("audio"):
         for row in lake.read("audio", columns=["audio_id", "corpus"]).to_pylist():
-            corpus = row["corpus"] or ""
-            if corpus not in by_corpus or by_corpus[corpus] and by_corpus[corpus][0] is None:
-                by_corpus.setdefault(corpus, [None])  # type: ignore[list-item]
-                by_corpus[corpus].append(row["audio_id"])
-    # corpora seen only in the audio table were marked with a leading None
-    pools = {corpus: sorted({i for i in ids if i is not None} - exclude)
-             for corpus, ids in sorted(by_corpus.items())}
+            if (row["corpus"] or "") not in by_corpus:
+                unsplit.setdefault(row["corpus"] or "", []).append(row["audio_id"])
+    pools = {corpus: sorted(set(ids) - exclude)
+             for corpus, ids in sorted({**by_corpus, **unsplit}.items())}
     order = [i for i in itertools.chain.from_iterable(itertools.zip_longest(*pools.values()))
              if i is not None][:limit]
     corpus_of = {i: corpus for corpus, ids in pools.items() for i in ids}

@@ -97,6 +97,8 @@ class Candidate(Record):
     error: str | None = None
     passed: bool = False
     ccc_vs_fp32: dict[str, float] | None = None
+    #: Largest |int8 - fp32| over the parity clips and dimensions (0..1 scale).
+    max_abs_diff_vs_fp32: float | None = None
     latency_ms: float | None = None
     perf: Measurement | None = None
 
@@ -127,7 +129,12 @@ class Int8State(Record):
 
 
 class Parity(Record):
-    """CCC of ONNX fp32 against torch and of int8 against fp32, on held-out clips."""
+    """CCC of ONNX fp32 against torch and of int8 against fp32, on held-out clips.
+
+    ``clips`` counts the parity clips with their perturbed copies (``perturbed`` of them,
+    made by ``perturbations`` in turn), drawn from ``corpora``; calibration likewise
+    (``calibration_*``). Records written before these fields existed read as empty.
+    """
 
     clips: int
     torch_vs_fp32: dict[str, float]
@@ -140,6 +147,12 @@ class Parity(Record):
     source: str | None = None
     audio_ids: list[str] = []
     calibration_clips: int | None = None
+    int8_max_abs_diff: float | None = None
+    corpora: list[str] = []
+    perturbed: int = 0
+    perturbations: list[str] = []
+    calibration_corpora: list[str] = []
+    calibration_perturbed: int = 0
 
 
 class Performance(Record):

@@ -32,13 +32,22 @@ from ser_pipeline.export.graph import (
     stamp,
 )
 from ser_pipeline.export.int8 import quantize_candidates
-from ser_pipeline.export.lake import lake_clips, run_ccc
+from ser_pipeline.export.lake import (
+    CALIBRATION_PERTURBATIONS,
+    ClipSet,
+    clips_across_corpora,
+    lake_clips,
+    run_ccc,
+    with_perturbed,
+)
 from ser_pipeline.export.licence import teacher_license
 from ser_pipeline.export.measure import check_targets, paper_targets_for, performance
 from ser_pipeline.export.parity import (
+    INT8_MAX_ABS_DIFF,
     INT8_PARITY_MIN,
     TORCH_PARITY_MIN,
     ccc_per_dimension,
+    int8_verdict,
     int8_withheld_reason,
     most_faithful,
     onnx_predict,
@@ -128,9 +137,8 @@ def export_model(
         for candidate, path in built:
             if path is None:
                 continue
-            candidate.ccc_vs_fp32 = ccc_per_dimension(onnx_fp32, onnx_predict(path,
-                                                                             parity_clips))
-            candidate.passed = min(candidate.ccc_vs_fp32.values()) >= INT8_PARITY_MIN
+            candidate.ccc_vs_fp32, candidate.max_abs_diff_vs_fp32, candidate.passed = (
+                int8_verdict(onnx_fp32, onnx_predict(path, parity_clips)))
             if candidate.passed:
                 candidate.latency_ms = latency_ms(path, repeats=latency_repeats)
             if measure_candidates and measure_performance:
@@ -149,8 +157,10 @@ def export_model(
     parity = Parity(
         clips=len(parity_clips), torch_vs_fp32=torch_ccc,
         int8_vs_fp32=best.ccc_vs_fp32 if best else None,
+        int8_max_abs_diff=best.max_abs_diff_vs_fp32 if best else None,
         max_abs_diff_torch_vs_fp32=float(np.abs(reference - onnx_fp32).max()),
-        thresholds={"torch_vs_fp32": TORCH_PARITY_MIN, "int8_vs_fp32": INT8_PARITY_MIN},
+        thresholds={"torch_vs_fp32": TORCH_PARITY_MIN, "int8_vs_fp32": INT8_PARITY_MIN,
+                    "int8_max_abs_diff": INT8_MAX_ABS_DIFF},
         dynamic_shapes_ok=shapes_ok, int8_passed=chosen is not None,
         # fp32 must match torch; int8 failing only withholds the int8 file.
         passed=bool(min(torch_ccc.values()) >= TORCH_PARITY_MIN and shapes_ok),
@@ -209,8 +219,10 @@ def export_run(
         lake: The lake holding the run and the clips.
         run_id: Training run (``runs/<run_id>/``).
         out_dir: Output directory (created); ``export.json`` records the result.
-        calibration_clips: Train clips used to calibrate static int8.
-        parity_clips: Dev clips used for parity (falls back to other clips, recorded).
+        calibration_clips: Train clips used to calibrate static int8, taken in turn from
+            every corpus in the lake, each with a perturbed copy.
+        parity_clips: Dev clips used for parity, likewise from every corpus, each with a
+            perturbed copy (falls back to other clips, recorded).
         check: Raise :class:`ParityError` on failed parity (before any publish).
         measure_performance: Measure latency/RSS/GFLOP/s on a 5 s clip, one thread.
         repeats: Timed runs per latency figure.
@@ -228,33 +240,40 @@ def export_run(
 
     model, run = load_run_model(lake, run_id, which="best")
     split_name = run.split_name
-    parity_ids, parity_signals = lake_clips(lake, split="dev", limit=parity_clips,
-                                            split_name=split_name)
-    parity_source = "dev split"
-    if len(parity_signals) < 2:
-        parity_ids, parity_signals = lake_clips(lake, split=None, limit=parity_clips)
+    held = clips_across_corpora(lake, split="dev", limit=parity_clips, split_name=split_name)
+    parity_source = "dev split of every corpus (any clip of a corpus without splits)"
+    if len(held.signals) < 2:
+        ids, signals = lake_clips(lake, split=None, limit=parity_clips)
+        held = ClipSet(ids, signals, corpora=[])
         parity_source = "audio table (no dev split found)"
         log.warning("run %s: no dev clips in the splits table; parity uses %d lake clips",
-                    run_id, len(parity_signals))
-    _, calibration = lake_clips(lake, split="train", limit=calibration_clips,
-                                split_name=split_name)
-    if not calibration:
-        _, calibration = lake_clips(lake, split=None, limit=calibration_clips,
-                                    exclude=set(parity_ids))
-    if not calibration:
-        calibration = parity_signals
-    if len(parity_signals) < 2:
+                    run_id, len(signals))
+    if len(held.signals) < 2:
         raise ExportError(f"lake {lake.url} has fewer than 2 clips: parity cannot be checked")
+    train = clips_across_corpora(lake, split="train", limit=calibration_clips,
+                                 split_name=split_name, exclude=set(held.ids))
+    if not train.signals:
+        train = held
+    # Perturbed copies: calibration sees levels and channels beyond the clean clips', and
+    # parity checks every perturbation of the robustness suite, the room and the spectral
+    # tilt included, which calibration never sees.
+    from ser_pipeline.perturb import PERTURBATIONS
+
+    calibration = with_perturbed(train, CALIBRATION_PERTURBATIONS, seed=0)
+    parity = with_perturbed(held, list(PERTURBATIONS), seed=1)
 
     provenance = _provenance(run, sha256_bytes(lake.storage.read_bytes(run.best_checkpoint)))
     manifest_hash = canonical_hash(provenance.model_dump(mode="json"))
     result = export_model(
-        model, out_dir=out_dir, calibration=calibration, parity_clips=parity_signals,
+        model, out_dir=out_dir, calibration=calibration.signals, parity_clips=parity.signals,
         metadata=onnx_metadata(provenance, manifest_hash=manifest_hash),
         check=False, measure_performance=measure_performance, repeats=repeats)
-    result.parity.source = parity_source
-    result.parity.audio_ids = parity_ids
-    result.parity.calibration_clips = len(calibration)
+    result.parity = result.parity.model_copy(update={
+        "source": parity_source, "audio_ids": held.ids, "corpora": held.corpora,
+        "perturbed": parity.perturbed, "perturbations": list(parity.perturbations),
+        "calibration_clips": len(calibration.signals),
+        "calibration_corpora": calibration.corpora,
+        "calibration_perturbed": calibration.perturbed})
     result.run = RunExport(
         provenance=provenance, manifest_hash=manifest_hash, params=run.params,
         license=teacher_license(provenance.teacher_id),

@@ -10,18 +10,12 @@ Public API::
     export_teacher_onnx(spec_or_path, out) -> Path
 """
 
-from ser_pipeline.teacher.core import (
-    AUDEERING_LICENSE,
-    ClipError,
-    EnsembleTeacher,
-    Teacher,
-    TeacherError,
-    TorchTeacher,
-    split_members,
-)
+from ser_pipeline.teacher.core import AUDEERING_LICENSE, ClipError, Teacher, TeacherError
+from ser_pipeline.teacher.ensemble import EnsembleTeacher, split_members
 from ser_pipeline.teacher.finetune import finetune_teacher, init_teacher
 from ser_pipeline.teacher.load import cached_teacher, load_teacher
 from ser_pipeline.teacher.onnx import OnnxTeacher, export_teacher_onnx
+from ser_pipeline.teacher.torch_teacher import TorchTeacher
 
 __all__ = [
     "AUDEERING_LICENSE", "ClipError", "EnsembleTeacher", "OnnxTeacher", "Teacher",

@@ -11,8 +11,8 @@ A *spec* names a teacher:
   brackets when it contains a comma itself, e.g. a nested ensemble:
   ``ensemble:hf:a,[ensemble:hf:b,hf:c]``.
 
-It sits above :mod:`.core` (the teacher interface and the torch teachers) and :mod:`.onnx`
-(the ONNX teacher), so neither of those imports the other's dispatcher.
+It sits above :mod:`.core` (the teacher interface), :mod:`.torch_teacher`, :mod:`.ensemble`
+and :mod:`.onnx` (the teacher kinds), so none of those imports the dispatcher.
 """
 
 from __future__ import annotations
@@ -20,16 +20,10 @@ from __future__ import annotations
 import functools
 import threading
 
-from ser_pipeline.teacher.core import (
-    EnsembleTeacher,
-    Teacher,
-    TeacherError,
-    load_hf_teacher,
-    resolve_device,
-    set_threads,
-    split_members,
-)
+from ser_pipeline.teacher.core import Teacher, TeacherError, resolve_device, set_threads
+from ser_pipeline.teacher.ensemble import EnsembleTeacher, split_members
 from ser_pipeline.teacher.onnx import OnnxTeacher
+from ser_pipeline.teacher.torch_teacher import load_hf_teacher
 
 
 def load_teacher(spec: str, *, device: str = "cpu", threads: int | None = None,

@@ -22,7 +22,8 @@ import numpy as np
 
 from ser_pipeline.quantize import TEACHER_RECIPE, cpu_info, quantize, saturation_risks
 from ser_pipeline.schemas import LABELS, SAMPLE_RATE
-from ser_pipeline.teacher.core import Teacher, TeacherError, load_hf_teacher, make_teacher_id
+from ser_pipeline.teacher.core import Teacher, TeacherError, make_teacher_id
+from ser_pipeline.teacher.torch_teacher import load_hf_teacher
 
 log = logging.getLogger(__name__)
 #: The int8 teacher labels only when CCC(int8, fp32) reaches this on every dimension.

@@ -193,23 +193,3 @@ def license_for_id(name: str | None) -> str | None:
     """
     lowered = (name or "").lower()
     return AUDEERING_LICENSE if any(mark in lowered for mark in _AUDEERING_MARKERS) else None
-
-
-# -- names that moved to the teacher kinds ----------------------------------------------------
-#: Name -> module. They import this module, so it cannot import them at the top: a name is
-#: loaded on first use and ``from ser_pipeline.teacher.core import TorchTeacher`` keeps
-#: working (PEP 562).
-_MOVED = {
-    **dict.fromkeys(("WEIGHT_SUFFIXES", "PRECISIONS", "weights_sha256", "TorchTeacher",
-                     "_resolve_precision", "_teacher_folder", "load_torch_model",
-                     "_license_for", "load_hf_teacher"), "torch_teacher"),
-    **dict.fromkeys(("EnsembleTeacher", "split_members"), "ensemble"),
-}
-
-
-def __getattr__(name: str) -> object:
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"ser_pipeline.teacher.{_MOVED[name]}"), name)

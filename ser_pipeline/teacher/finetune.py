@@ -26,14 +26,9 @@ import pyarrow.dataset as ds
 from ser_pipeline.lake import Lake, utcnow
 from ser_pipeline.progress import progress_bar
 from ser_pipeline.schemas import LABELS, SAMPLE_RATE
-from ser_pipeline.teacher.core import (
-    MIN_SAMPLES,
-    TeacherError,
-    TorchTeacher,
-    check_signal,
-    set_threads,
-)
+from ser_pipeline.teacher.core import MIN_SAMPLES, TeacherError, check_signal, set_threads
 from ser_pipeline.teacher.load import load_teacher
+from ser_pipeline.teacher.torch_teacher import TorchTeacher
 
 SHORT = {"wav2vec2": "w2v2", "wavlm": "wavlm"}
 

@@ -10,7 +10,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo test test-fast lint bench bench-gpu check-arm64 espeak chromium clean-demo
+.PHONY: demo demo-teacher test test-fast lint bench bench-gpu check-arm64 espeak chromium clean-demo
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ chromium:
 demo: $(STAMP) espeak
 	$(BIN)/ser distill
 
+# Rebuilds the demo teacher that ships in ser_pipeline/demo/teacher_weights/ (full fine-tuning
+# of a random tiny wav2vec2 on the demo corpus's human labels; ~10 min on 2 cores).
+demo-teacher: $(STAMP) espeak
+	$(BIN)/ser demo-teacher --workdir demo-teacher-build
+
 test: $(STAMP) espeak chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
@@ -72,4 +77,4 @@ bench-gpu: $(STAMP)
 	PYTHON=$(abspath $(BIN)/python) bench/gpu.sh $(GPU_ARGS)
 
 clean-demo:
-	rm -rf demo lake registry ser.duckdb report.html
+	rm -rf demo lake registry ser.duckdb report.html demo-teacher-build

@@ -9,7 +9,13 @@ from __future__ import annotations
 import os
 import tempfile
 
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="ser-prefect-home-"))
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # set before this import on xdist workers
+if _WORKER:
+    # Each worker starts its own ephemeral Prefect server: they must not share one SQLite
+    # database (the controller's PREFECT_HOME is inherited, so it is replaced here).
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix=f"ser-prefect-home-{_WORKER}-")
+else:
+    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="ser-prefect-home-"))
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")

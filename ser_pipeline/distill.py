@@ -15,11 +15,12 @@ flow stays wiring:
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ser_pipeline.config import Settings, get_settings
+from ser_pipeline.demo.teacher import RECIPE, TeacherRecipe
 from ser_pipeline.lake import Lake
 from ser_pipeline.runs import list_runs, read_run_meta
 from ser_pipeline.storage import Storage
@@ -35,15 +36,6 @@ DEMO_STUDENTS = ("wav2small", "mobilenetv3-s")
 DEMO_HUMAN_CLIPS = 200
 DEMO_POOL_CLIPS = 1000
 POOL_SUFFIX = "-pool"
-#: The demo teacher: full fine-tuning (every weight, the convolutional feature encoder
-#: included) of a tiny random-weight wav2vec2 on the human-labeled clips, each shown in one
-#: of 8 views per step (itself, then inverted, shifted and cut: ``finetune_teacher(views=)``)
-#: so it learns what a listener hears, not quirks of its random features. Head-only tuning
-#: of the random backbone judged nothing (CCC vs human ~0.03 on pool dev); full tuning
-#: reaches ~0.7 (route, CCC and time: docs/stages/teacher.md).
-DEMO_TEACHER_STEPS = 300
-DEMO_TEACHER_VIEWS = 8
-DEMO_TEACHER_LR = 1e-3
 #: Distill's training defaults: 200 steps of 2 s crops per student keep ``make demo``
 #: within 12 minutes on an AVX2-only 2-core machine, where 300 steps of 3 s crops took
 #: 16 minutes (wav2small 0.949 and mobilenetv3-s 0.904 mean dev CCC by step 200 of that run).
@@ -85,34 +77,28 @@ def prepare_demo_pool(workdir: str | Path = DEMO, *, n: int = DEMO_POOL_CLIPS,
 
 def prepare_demo_teacher(
     lake: Lake, *, workdir: str | Path = DEMO, corpus: str = DEMO, seed: int = 0,
-    steps: int = DEMO_TEACHER_STEPS, views: int = DEMO_TEACHER_VIEWS,
-    lr: float = DEMO_TEACHER_LR,
+    recipe: TeacherRecipe | None = None,
 ) -> tuple[str, dict[str, Any] | None]:
-    """A tiny teacher fully fine-tuned on the demo corpus's human labels (built once, reused).
+    """The demo teacher in ``<workdir>/teacher``: kept when it was built by the current
+    recipe (:data:`ser_pipeline.demo.teacher.RECIPE`), else the shipped one installed, else
+    (another seed or corpus) fully fine-tuned here on the demo corpus's human labels.
 
-    A teacher already in ``<workdir>/teacher`` is reused when its recorded fine-tuning
-    recipe (steps, views, learning rate, full tuning, seed, corpus) is this one; one built
-    by another recipe (say, by an older release) is built again, and the new teacher id
-    makes the later stages relabel and retrain.
+    A teacher built by another recipe (say, by an older release) is replaced, and the new
+    teacher id makes the later stages relabel and retrain.
 
-    Returns the ``hf:`` spec and the fine-tuning summary (``None`` when it was reused).
+    ``recipe`` (default the shipped teacher's) has its seed replaced by ``seed``.
+    Returns the ``hf:`` spec and the fine-tuning summary (``None`` when none ran).
     """
-    from ser_pipeline.teacher import finetune_teacher, init_teacher
+    from ser_pipeline.demo.teacher import build_demo_teacher, install_shipped, provenance_of
 
-    base = Path(workdir) / "teacher-base"
     tuned = Path(workdir) / "teacher"
-    recipe = {"steps": steps, "views": views, "lr": lr, "train_all": True, "seed": seed,
-              "corpus": [corpus]}
-    config = tuned / "config.json"
-    if config.exists():
-        provenance = json.loads(config.read_text()).get("ser_provenance") or {}
-        if all(provenance.get(key) == value for key, value in recipe.items()):
-            return f"hf:{tuned}", None
-    if not (base / "config.json").exists():
-        init_teacher(base, arch="wav2vec2", size="tiny", seed=seed)
-    summary = finetune_teacher(lake, teacher=f"hf:{base}", corpus=corpus, out=tuned,
-                               steps=steps, views=views, lr=lr, seed=seed, train_all=True,
-                               overwrite=True)
+    recipe = replace(recipe or RECIPE, seed=seed)
+    if recipe.matches(provenance_of(tuned), corpus=corpus):
+        return f"hf:{tuned}", None
+    if install_shipped(tuned, recipe=recipe, corpus=corpus):
+        return f"hf:{tuned}", None
+    summary = build_demo_teacher(lake, workdir=Path(workdir), out=tuned, corpus=corpus,
+                                 recipe=recipe)
     return f"hf:{tuned}", summary
 
 

@@ -38,21 +38,43 @@ def test_preflight_fails_fast_on_missing_source_and_teacher(tmp_path):
 
 
 def test_demo_teacher_is_reused_only_when_built_by_the_same_recipe(tmp_path):
+    from dataclasses import replace
+
     from lakes import make_audio_lake
 
+    from ser_pipeline.demo.teacher import TeacherRecipe
     from ser_pipeline.distill import prepare_demo_teacher
     from ser_pipeline.teacher import load_teacher
 
     lake, _ = make_audio_lake(str(tmp_path / "lake"), n=16, seconds=(0.5, 1.0))
-    options = dict(workdir=tmp_path / "demo", corpus="toy", steps=3)
-    spec, built = prepare_demo_teacher(lake, views=2, **options)
-    assert built is not None and built["views"] == 2
+    small = TeacherRecipe(steps=3, views=2, batch_size=4, max_clip_s=1.0)
+    options = dict(workdir=tmp_path / "demo", corpus="toy")
+    spec, built = prepare_demo_teacher(lake, recipe=small, **options)
+    assert built is not None and built["views"] == 2 and built["train_all"] is True
     first = load_teacher(spec).teacher_id
-    assert prepare_demo_teacher(lake, views=2, **options) == (spec, None)
+    assert prepare_demo_teacher(lake, recipe=small, **options) == (spec, None)
     # an older recipe's teacher (other views) is built again, under a new teacher id
-    again, rebuilt = prepare_demo_teacher(lake, views=3, **options)
+    again, rebuilt = prepare_demo_teacher(lake, recipe=replace(small, views=3), **options)
     assert again == spec and rebuilt is not None and rebuilt["views"] == 3
     assert load_teacher(spec).teacher_id != first
+
+
+def test_the_shipped_demo_teacher_is_installed_without_fine_tuning(tmp_path):
+    from ser_pipeline.demo.teacher import RECIPE, SHIPPED, provenance_of
+    from ser_pipeline.distill import prepare_demo_teacher
+    from ser_pipeline.hashing import sha256_file
+    from ser_pipeline.teacher import load_teacher
+
+    empty = Lake.open(str(tmp_path / "lake"))  # nothing to fine-tune on: it must not try
+    spec, built = prepare_demo_teacher(empty, workdir=tmp_path / "demo")
+    assert built is None and spec == f"hf:{tmp_path / 'demo' / 'teacher'}"
+    teacher = load_teacher(spec)
+    assert not teacher.is_random and "ft-demo" in teacher.teacher_id
+    assert RECIPE.matches(provenance_of(SHIPPED), corpus="demo")
+    assert sha256_file(tmp_path / "demo" / "teacher" / "model.safetensors") == sha256_file(
+        SHIPPED / "model.safetensors")
+    # the shipped teacher judges: its recorded held-out CCC against the human labels
+    assert provenance_of(SHIPPED)["ccc_after"]["mean"] > 0.5
 
 
 def test_quality_gate_uses_the_weakest_dev_result():

@@ -51,6 +51,9 @@ def finetune_command(
     batch_size: Annotated[int, typer.Option(help="Clips per step.")] = 32,
     train_top_layers: Annotated[int, typer.Option(help="Also train this many top "
                                                   "transformer layers.")] = 0,
+    train_all: Annotated[bool, typer.Option(
+        "--train-all", help="Full fine-tuning: every weight, the conv encoder too.")] = False,
+    max_clip_s: Annotated[float, typer.Option(help="Centre-crop clips to this length.")] = 8.0,
     views: Annotated[int, typer.Option(help="Views per training clip: the clip, then "
                                        "copies with random sign, shift and cut.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed for split, batches and dropout.")] = 0,
@@ -58,7 +61,7 @@ def finetune_command(
     lake: LakeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Train the teacher's head (and optionally top layers) on the lake's human labels."""
+    """Train the teacher's head (optionally top layers, or all of it) on human labels."""
     from ser_pipeline.lake import Lake
     from ser_pipeline.teacher import TeacherError, finetune_teacher
 
@@ -67,7 +70,8 @@ def finetune_command(
         summary = finetune_teacher(
             Lake.open(settings=settings), teacher=teacher, corpus=corpus, out=out,
             steps=steps, epochs=epochs, lr=lr, batch_size=batch_size,
-            train_top_layers=train_top_layers, views=views, seed=seed, threads=threads)
+            train_top_layers=train_top_layers, train_all=train_all, max_clip_s=max_clip_s,
+            views=views, seed=seed, threads=threads)
     except TeacherError as error:
         fail(str(error))
     emit(summary, title="teacher finetune", as_json=as_json)

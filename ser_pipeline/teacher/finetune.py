@@ -330,7 +330,7 @@ def finetune_teacher(
         "base_teacher_id": base.teacher_id, "base_teacher_sha256": base.sha256,
         "base_is_random": base.is_random, "corpus": corpora, "steps": steps, "lr": lr,
         "batch_size": batch_size, "train_top_layers": train_top_layers,
-        "train_all": train_all, "seed": seed, "views": views,
+        "train_all": train_all, "seed": seed, "views": views, "max_clip_s": max_clip_s,
         "n_train": int(len(train_idx)), "n_heldout": int(len(test_idx)),
         "ccc_before": before, "ccc_after": after, "lake": lake.url,
         "finetuned_at": utcnow().isoformat(),

@@ -300,15 +300,8 @@ def compare_model(*, x86: dict[str, np.ndarray], arm: dict[str, np.ndarray],
     """
     row: dict = {"failures": []}
     failures = row["failures"]
-    if "int8" in x86 and "int8" in arm:
-        row["int8_arm_vs_x86_max_abs_diff"] = max_abs_diff(arm["int8"], x86["int8"])
+    if _arm_vs_x86(row, x86, arm, "int8", limit=tolerances.max_arm_diff, shown=".4f"):
         row["int8_arm_vs_x86_ccc"] = ccc(x86["int8"], arm["int8"])
-        if row["int8_arm_vs_x86_max_abs_diff"] > tolerances.max_arm_diff:
-            failures.append(f"ARM int8 differs from x86 int8 by "
-                            f"{row['int8_arm_vs_x86_max_abs_diff']:.4f} > "
-                            f"{tolerances.max_arm_diff}")
-    elif "int8" in x86:
-        failures.append("no ARM int8 output (the emulated run failed)")
     if "fp32" in x86 and "int8" in arm:
         used = np.ones(len(x86["fp32"]), bool) if parity_clips is None \
             else np.asarray(parity_clips, bool)
@@ -331,16 +324,26 @@ def compare_model(*, x86: dict[str, np.ndarray], arm: dict[str, np.ndarray],
         if limit is not None and row["int8_arm_vs_fp32_max_abs_diff"] > limit:
             failures.append(f"ARM int8 vs fp32 max |diff| "
                             f"{row['int8_arm_vs_fp32_max_abs_diff']:.4f} > {limit}")
-    if "fp32" in x86 and "fp32" in arm:
-        row["fp32_arm_vs_x86_max_abs_diff"] = max_abs_diff(arm["fp32"], x86["fp32"])
-        if row["fp32_arm_vs_x86_max_abs_diff"] > tolerances.max_fp32_diff:
-            failures.append(f"ARM fp32 differs from x86 fp32 by "
-                            f"{row['fp32_arm_vs_x86_max_abs_diff']:.2e} > "
-                            f"{tolerances.max_fp32_diff}")
-    elif "fp32" in x86:
-        failures.append("no ARM fp32 output (the emulated run failed)")
+    _arm_vs_x86(row, x86, arm, "fp32", limit=tolerances.max_fp32_diff, shown=".2e")
     row["passed"] = not failures
     return row
+
+
+def _arm_vs_x86(row: dict, x86: dict, arm: dict, precision: str, *, limit: float,
+                shown: str) -> bool:
+    """The same model file's outputs on ARM and x86: their max |diff| into ``row``, and a
+    failure when it exceeds ``limit`` or ARM gave none. True when both ran."""
+    if precision not in x86:
+        return False
+    if precision not in arm:
+        row["failures"].append(f"no ARM {precision} output (the emulated run failed)")
+        return False
+    key = f"{precision}_arm_vs_x86_max_abs_diff"
+    row[key] = max_abs_diff(arm[precision], x86[precision])
+    if row[key] > limit:
+        row["failures"].append(f"ARM {precision} differs from x86 {precision} by "
+                               f"{row[key]:{shown}} > {limit}")
+    return True
 
 
 def arm_spread(work: Path, plan: dict) -> dict[str, dict[str, float | None]]:

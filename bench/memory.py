@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +39,8 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).re
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("SER_PROGRESS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench.worker_runs import add_options, run_worker  # noqa: E402  (needs ROOT on sys.path)
 
 RATES = (16_000, 22_050, 44_100)
 MIB = 2**20
@@ -111,19 +112,13 @@ def worker(args: argparse.Namespace) -> None:
 
 def measure(stage: str, *, lake: Path, source: Path | None = None,
             teacher: str | None = None) -> dict:
-    result_file = lake.parent / f"{lake.name}-{stage}.json"
-    command = [sys.executable, __file__, "--worker", stage, "--lake", str(lake),
-               "--result", str(result_file)]
+    options = []
     if source is not None:
-        command += ["--source", str(source)]
+        options += ["--source", str(source)]
     if teacher is not None:
-        command += ["--teacher", teacher]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"the {stage} run failed:\n{done.stderr[-4000:]}")
-    result = json.loads(result_file.read_text())
-    result_file.unlink()
-    return result
+        options += ["--teacher", teacher]
+    return run_worker(__file__, stage, lake=lake, result=lake.parent / f"{lake.name}-{stage}.json",
+                      options=options)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -133,14 +128,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--large-clips", type=int, default=6,
                         help="clips (2-20 s) for the large teacher; 0 skips it")
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: n=20, no large teacher")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--worker", choices=("ingest", "label"), help=argparse.SUPPRESS)
-    parser.add_argument("--lake", help=argparse.SUPPRESS)
+    add_options(parser, quick="smoke run: n=20, no large teacher", workers=("ingest", "label"))
     parser.add_argument("--source", help=argparse.SUPPRESS)
-    parser.add_argument("--teacher", help=argparse.SUPPRESS)
-    parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         worker(args)

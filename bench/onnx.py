@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from fitted import fit_head  # noqa: E402
 from lakes import synthetic_labels, synthetic_params, tone  # noqa: E402
 
 from ser_pipeline.cpu import CpuPeak, cpu_peak_gflops  # noqa: E402
@@ -56,25 +57,6 @@ def clips(n: int, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
         signals.append(tone(**params, seconds=float(rng.uniform(1.5, 3.0)), seed=seed + index))
         labels.append(synthetic_labels(params))
     return signals, np.asarray(labels)
-
-
-def fit_head(model: torch.nn.Module, signals, labels, *, ridge: float = 10.0) -> None:
-    head = [m for m in model.modules()
-            if isinstance(m, torch.nn.Linear) and m.out_features == 3][-1]
-    feats: list[torch.Tensor] = []
-    hook = head.register_forward_hook(lambda _m, args, _o: feats.append(args[0].detach()))
-    with torch.inference_mode():
-        for signal in signals:
-            model.eval()(torch.from_numpy(signal)[None])
-    hook.remove()
-    x, y = torch.cat(feats).double(), torch.tensor(labels)
-    mean, std = x.mean(0), x.std(0) + 1e-6
-    z = (x - mean) / std
-    w = torch.linalg.solve(z.T @ z + ridge * len(z) * torch.eye(z.shape[1], dtype=z.dtype),
-                           z.T @ (y - y.mean(0)))
-    with torch.no_grad():
-        head.weight.copy_((w / std[:, None]).T.float())
-        head.bias.copy_((y.mean(0) - (mean / std) @ w).float())
 
 
 def ort_floor(work: Path, repeats: int) -> dict:

@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +39,8 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).re
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("SER_PROGRESS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench.worker_runs import add_options, run_worker  # noqa: E402  (needs ROOT on sys.path)
 
 PREFECT_ENV = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
@@ -171,17 +172,12 @@ def measure(path: str, *, lake: Path, copy: Path, teacher: str, shard_size: int,
             prefect_home: Path) -> dict:
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(lake, copy)
-    result_file = copy.with_suffix(".json")
     env = {**os.environ, **PREFECT_ENV, "PREFECT_HOME": str(prefect_home)}
     env.pop("PREFECT_API_URL", None)
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, __file__, "--worker", path, "--lake", str(copy), "--teacher", teacher,
-         "--shard-size", str(shard_size), "--result", str(result_file)],
-        env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"the {path} run failed:\n{done.stderr[-4000:]}")
-    result = json.loads(result_file.read_text())
+    result = run_worker(__file__, path, lake=copy, result=copy.with_suffix(".json"),
+                        options=["--teacher", teacher, "--shard-size", str(shard_size)],
+                        env=env)
     result["process_s"] = time.perf_counter() - started  # interpreter start to exit
     shutil.rmtree(copy, ignore_errors=True)
     return result
@@ -201,13 +197,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--shard-size", type=int, default=64,
                         help="clips per shard task (default: the settings default, 64)")
     parser.add_argument("--repeats", type=int, default=1, help="library+flow pairs")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 200 clips, parts of 50, shards of 16")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--worker", choices=("library", "flow"), help=argparse.SUPPRESS)
-    parser.add_argument("--lake", help=argparse.SUPPRESS)
-    parser.add_argument("--teacher", help=argparse.SUPPRESS)
-    parser.add_argument("--result", help=argparse.SUPPRESS)
+    add_options(parser, quick="smoke run: 200 clips, parts of 50, shards of 16",
+                workers=("library", "flow"))
     args = parser.parse_args(argv)
     if args.worker:
         worker(args)

@@ -107,12 +107,9 @@ def workers_ratio(lake: Lake, teacher_id: str, *, student: str, workers: int, st
 
 def synthetic_lake(n: int) -> tuple[Lake, str]:
     sys.path.insert(0, str(ROOT / "tests"))
-    from lakes import add_teacher_labels, make_audio_lake
+    from lakes import bench_training_lake
 
-    url = str(Path(tempfile.mkdtemp(prefix="ser-bench-train-")) / "lake")
-    lake, records = make_audio_lake(url, n=n, seconds=(1.5, 4.0), speakers=20)
-    add_teacher_labels(lake, records, teacher_id="synthetic-teacher", noise=0.02)
-    return lake, "synthetic-teacher"
+    return bench_training_lake(clips=n, seconds=(1.5, 4.0), prefix="ser-bench-train-")
 
 
 def main() -> None:

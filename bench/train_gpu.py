@@ -22,7 +22,6 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -80,12 +79,9 @@ class GpuSampler:
 
 
 def synthetic_lake(clips: int) -> tuple[Lake, str]:
-    from lakes import add_teacher_labels, make_audio_lake
+    from lakes import bench_training_lake
 
-    url = str(Path(tempfile.mkdtemp(prefix="ser-bench-train-gpu-")) / "lake")
-    lake, records = make_audio_lake(url, n=clips, seconds=(2.0, 6.0), speakers=20)
-    add_teacher_labels(lake, records, teacher_id="synthetic-teacher", noise=0.02)
-    return lake, "synthetic-teacher"
+    return bench_training_lake(clips=clips, seconds=(2.0, 6.0), prefix="ser-bench-train-gpu-")
 
 
 def main() -> None:

@@ -34,6 +34,10 @@ def resume_task(lake: str, *, resume: str, **options: Any) -> dict:
         return train_one(lake, resume=resume, **options)
 
 
+#: The options a resumed run takes from the caller (the others are the run's own).
+_RESUME_OPTIONS = ("time_budget_s", "device", "workers", "compile")
+
+
 class _TaskSubmitter:
     """The ``executor`` interface train_students expects, backed by Prefect tasks."""
 
@@ -51,29 +55,19 @@ def train_flow(
     students: list[str],
     teacher_id: str,
     lake: str | None = None,
-    epochs: int | None = None,
-    max_steps: int | None = None,
-    seed: int = 0,
     dask_address: str | None = None,
-    crop_s: float = 2.0,
-    batch_size: int = 16,
-    lr: float | None = None,
-    ccc_weight: float = 1.0,
-    mixup: bool = False,
-    eval_every: int | None = None,
-    patience: int = 5,
     resume: str | None = None,
-    corpora: list[str] | None = None,
-    dev_fraction: float = 0.2,
-    time_budget_s: float | None = None,
-    num_threads: int = 1,
-    device: str = "cpu",
-    workers: int = 0,
-    compile: bool = False,
+    **options: Any,
 ) -> dict:
     """Train ``students`` on the labels of ``teacher_id`` (or resume one run).
 
     ``students`` are names from the catalog, :data:`ser_pipeline.students.STUDENTS`.
+    ``options`` are those of :func:`ser_pipeline.train.train_students` (``epochs``,
+    ``max_steps``, ``seed``, ``crop_s``, ``batch_size``, ``lr``, ... ``device``,
+    ``workers``, ``compile``), with its defaults: the library owns them, so the flow
+    cannot drift from ``--engine local``. On ``resume`` only the run-time options
+    (``time_budget_s``, ``device``, ``workers``, ``compile``) apply; the rest come from the
+    run.
 
     ``device`` is ``cpu``, ``auto``, ``cuda`` or ``cuda:N``: plain ``cuda`` gives student
     ``i`` GPU ``i % count`` of the worker that trains it (one student per GPU); ``workers``
@@ -84,19 +78,13 @@ def train_flow(
     """
     settings = get_settings(lake=lake, dask_address=dask_address)
     if resume:
-        run = resume_task(settings.lake, resume=resume, time_budget_s=time_budget_s,
-                          device=device, workers=workers, compile=compile)
+        run = resume_task(settings.lake, resume=resume,
+                          **{k: v for k, v in options.items() if k in _RESUME_OPTIONS})
         summary = {"teacher_id": run["teacher_id"], "resumed": resume, "runs": [run]}
     else:
-        options = {"students": list(students), "teacher_id": teacher_id, "epochs": epochs,
-                   "max_steps": max_steps, "seed": seed, "crop_s": crop_s,
-                   "batch_size": batch_size, "lr": lr, "ccc_weight": ccc_weight,
-                   "mixup": mixup, "eval_every": eval_every, "patience": patience,
-                   "corpora": corpora, "dev_fraction": dev_fraction,
-                   "time_budget_s": time_budget_s, "num_threads": num_threads,
-                   "device": device, "workers": workers, "compile": compile}
         runner = task_runner_for(settings, dask_address=dask_address)
-        summary = _fan_out.with_options(task_runner=runner)(settings.lake, options)
+        summary = _fan_out.with_options(task_runner=runner)(
+            settings.lake, {"students": list(students), "teacher_id": teacher_id, **options})
     publish_summary({k: v for k, v in summary.items() if k != "runs"}, key="train-summary",
                     title="ser train: summary")
     publish_markdown(_markdown(summary), key="train-runs", title="ser train: runs")

@@ -15,6 +15,28 @@ SAMPLE_RATE = 16_000
 _ts = pa.timestamp("us", tz="UTC")
 AUDIO_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
+# Field groups several tables share, so a column means the same (name, type, place) in each.
+# The three dimensions, in LABELS order: a label, prediction or score per dimension.
+_DIMENSIONS = [(label, pa.float64()) for label in LABELS]
+# Who produced a figure: the student run and the teacher it was distilled from (human rows:
+# the model's teacher).
+_RUN = [("run_id", pa.string()), ("student", pa.string()), ("teacher_id", pa.string())]
+# What a figure was computed on.
+_SCOPE = [
+    ("corpus", pa.string()),
+    ("split", pa.string()),  # dev | test | ... | all (corpus without splits)
+    ("split_name", pa.string()),  # which split definition (e.g. "speaker-hash-v1")
+    ("reference", pa.string()),  # teacher | human
+]
+# How a bootstrap interval was computed (ser_pipeline.stats).
+_INTERVAL = [
+    ("ci_level", pa.float64()),  # e.g. 0.95
+    ("ci_method", pa.string()),  # e.g. percentile
+    ("ci_unit", pa.string()),  # speaker | clip: what the bootstrap resampled
+    ("ci_units", pa.int64()),  # how many speakers or clips were resampled
+    ("ci_resamples", pa.int64()),
+]
+
 # HF datasets reads this key to restore feature types, so the `audio` column loads as
 # `datasets.Audio` (16 kHz) without any cast by the user.
 _HF_FEATURES = {
@@ -59,9 +81,7 @@ HUMAN_LABELS = pa.schema(
     [
         ("audio_id", pa.string()),
         ("corpus", pa.string()),
-        ("arousal", pa.float64()),
-        ("dominance", pa.float64()),
-        ("valence", pa.float64()),
+        *_DIMENSIONS,
         ("source_scale", pa.string()),  # e.g. "1-7": the range normalised to 0..1
         ("ingested_at", _ts),
     ]
@@ -87,9 +107,7 @@ TEACHER_LABELS = pa.schema(
         ("audio_id", pa.string()),
         ("teacher_id", pa.string()),
         ("teacher_sha256", pa.string()),
-        ("arousal", pa.float64()),
-        ("dominance", pa.float64()),
-        ("valence", pa.float64()),
+        *_DIMENSIONS,
         ("n_windows", pa.int32()),
         ("labeled_at", _ts),
         ("run_id", pa.string()),
@@ -114,9 +132,7 @@ PREDICTIONS = pa.schema(
         ("run_id", pa.string()),
         ("audio_id", pa.string()),
         ("corpus", pa.string()),
-        ("arousal", pa.float64()),
-        ("dominance", pa.float64()),
-        ("valence", pa.float64()),
+        *_DIMENSIONS,
         ("n_windows", pa.int32()),
         ("predicted_at", _ts),
     ]
@@ -130,13 +146,8 @@ METRICS = pa.schema(
         ("model", pa.string()),  # run id, registry name@version or ONNX file name
         ("model_key", pa.string()),
         ("model_format", pa.string()),  # torch | onnx
-        ("run_id", pa.string()),
-        ("student", pa.string()),
-        ("teacher_id", pa.string()),  # reference teacher (human rows: the model's teacher)
-        ("corpus", pa.string()),
-        ("split", pa.string()),  # dev | test | ... | all (corpus without splits)
-        ("split_name", pa.string()),
-        ("reference", pa.string()),  # teacher | human
+        *_RUN,
+        *_SCOPE,
         ("dimension", pa.string()),  # arousal | dominance | valence
         ("ccc", pa.float64()),
         ("pearson", pa.float64()),
@@ -155,11 +166,7 @@ METRICS = pa.schema(
         ("pearson_hi", pa.float64()),
         ("mae_lo", pa.float64()),
         ("mae_hi", pa.float64()),
-        ("ci_level", pa.float64()),  # e.g. 0.95
-        ("ci_method", pa.string()),  # e.g. percentile
-        ("ci_unit", pa.string()),  # speaker | clip: what the bootstrap resampled
-        ("ci_units", pa.int64()),  # how many speakers or clips were resampled
-        ("ci_resamples", pa.int64()),
+        *_INTERVAL,
     ]
 )
 
@@ -172,13 +179,8 @@ FAIRNESS = pa.schema(
         ("eval_id", pa.string()),
         ("model", pa.string()),
         ("model_key", pa.string()),
-        ("run_id", pa.string()),
-        ("student", pa.string()),
-        ("teacher_id", pa.string()),
-        ("corpus", pa.string()),
-        ("split", pa.string()),
-        ("split_name", pa.string()),
-        ("reference", pa.string()),  # teacher | human
+        *_RUN,
+        *_SCOPE,
         ("attribute", pa.string()),  # e.g. gender
         ("kind", pa.string()),  # group | gap
         ("group_value", pa.string()),  # the group (kind='group'); NULL on gap rows
@@ -189,11 +191,9 @@ FAIRNESS = pa.schema(
         ("ccc_lo", pa.float64()),
         ("ccc_hi", pa.float64()),
         ("n", pa.int64()),  # clips in the group (gap rows: in both groups)
-        ("ci_level", pa.float64()),
-        ("ci_method", pa.string()),
-        ("ci_unit", pa.string()),  # speaker | clip (resampled within each group)
-        ("ci_units", pa.int64()),  # units in the group (gap rows: the smaller group's)
-        ("ci_resamples", pa.int64()),
+        # The bootstrap resamples within each group; ci_units: the units in the group (gap
+        # rows: the smaller group's).
+        *_INTERVAL,
         ("evaluated_at", _ts),
     ]
 )
@@ -209,10 +209,7 @@ COMPARISONS = pa.schema(
         ("model_a_key", pa.string()),
         ("model_b", pa.string()),
         ("model_b_key", pa.string()),
-        ("corpus", pa.string()),
-        ("split", pa.string()),
-        ("split_name", pa.string()),
-        ("reference", pa.string()),  # teacher | human
+        *_SCOPE,
         ("teacher_id", pa.string()),
         ("dimension", pa.string()),  # arousal | dominance | valence | mean
         ("n", pa.int64()),
@@ -222,11 +219,7 @@ COMPARISONS = pa.schema(
         ("delta_lo", pa.float64()),
         ("delta_hi", pa.float64()),
         ("verdict", pa.string()),  # better | worse | not distinguishable (A relative to B)
-        ("ci_level", pa.float64()),
-        ("ci_method", pa.string()),
-        ("ci_unit", pa.string()),
-        ("ci_units", pa.int64()),
-        ("ci_resamples", pa.int64()),
+        *_INTERVAL,
         ("compared_at", _ts),
     ]
 )
@@ -241,13 +234,8 @@ ROBUSTNESS = pa.schema(
         ("model_key", pa.string()),  # the same key as in predictions/metrics
         ("model_format", pa.string()),  # torch | onnx
         ("model_file", pa.string()),  # ONNX file run (model.onnx | model.int8.onnx | ...)
-        ("run_id", pa.string()),
-        ("student", pa.string()),
-        ("teacher_id", pa.string()),
-        ("corpus", pa.string()),
-        ("split", pa.string()),
-        ("split_name", pa.string()),
-        ("reference", pa.string()),  # teacher | human
+        *_RUN,
+        *_SCOPE,
         ("perturbation", pa.string()),  # a name in ser_pipeline.perturb.PERTURBATIONS
         ("description", pa.string()),
         ("dimension", pa.string()),
@@ -267,11 +255,7 @@ ROBUSTNESS = pa.schema(
         ("passed_unchanged", pa.bool_()),
         ("passed", pa.bool_()),
         ("n_clips", pa.int64()),
-        ("ci_level", pa.float64()),
-        ("ci_method", pa.string()),
-        ("ci_unit", pa.string()),
-        ("ci_units", pa.int64()),
-        ("ci_resamples", pa.int64()),
+        *_INTERVAL,
         ("perturbation_seed", pa.int64()),
         ("evaluated_at", _ts),
     ]

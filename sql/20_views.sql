@@ -46,6 +46,18 @@ QUALIFY row_number() OVER (PARTITION BY audio_id
                                     dominance ASC NULLS LAST, valence ASC NULLS LAST,
                                     source_scale ASC NULLS LAST) = 1;
 
+-- Every clip with both a current teacher label and a current human label: one row per
+-- (teacher, clip), the clip's corpus, and both labels side by side (teacher_arousal, ...,
+-- human_valence). The reports that score teachers against humans (teacher_vs_human,
+-- paper_table's teacher rows) start here.
+CREATE OR REPLACE VIEW teacher_human_labels AS
+SELECT h.corpus, t.teacher_id, audio_id,
+       t.arousal AS teacher_arousal, t.dominance AS teacher_dominance,
+       t.valence AS teacher_valence,
+       h.arousal AS human_arousal, h.dominance AS human_dominance, h.valence AS human_valence
+FROM latest_teacher_labels t
+JOIN latest_human_labels h USING (audio_id);
+
 -- Relabel drift reports: one row per (report, dimension), see ser_pipeline/drift.py.
 CREATE OR REPLACE VIEW drift AS SELECT * FROM {{drift}} AS d;
 

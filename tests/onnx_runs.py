@@ -8,9 +8,9 @@ quantised model can reach CCC 0.98: the parity-failure tests use exactly that).
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
+from fitted import fit_head
 from lakes import make_audio_lake
 
 from ser_pipeline.export import export_run
@@ -22,29 +22,6 @@ TEACHER = "audeering/wav2vec2-large-robust-12-ft-emotion-msp-dim"
 SPLIT_NAME = "test-split"
 #: The lake snapshot the fake run records (run.json's part files per table).
 SNAPSHOT = {"audio": ["audio/part-snapshot-test.parquet"]}
-
-
-def fit_head(model: torch.nn.Module, signals: list[np.ndarray], labels: list, *,
-             ridge: float = 10.0) -> torch.nn.Module:
-    head = [m for m in model.modules()
-            if isinstance(m, torch.nn.Linear) and m.out_features == 3][-1]
-    features: list[torch.Tensor] = []
-    hook = head.register_forward_hook(lambda _m, args, _o: features.append(args[0].detach()))
-    model.eval()
-    with torch.inference_mode():
-        for signal in signals:
-            model(torch.from_numpy(np.asarray(signal, np.float32))[None])
-    hook.remove()
-    x = torch.cat(features).double()
-    y = torch.tensor(np.asarray(labels), dtype=torch.float64)
-    mean, std = x.mean(0), x.std(0) + 1e-6
-    z = (x - mean) / std
-    w = torch.linalg.solve(z.T @ z + ridge * len(z) * torch.eye(z.shape[1], dtype=z.dtype),
-                           z.T @ (y - y.mean(0)))
-    with torch.no_grad():
-        head.weight.copy_((w / std[:, None]).T.float())
-        head.bias.copy_((y.mean(0) - (mean / std) @ w).float())
-    return model
 
 
 def make_run(lake_url: str, *, run_id: str = "wav2small-test-run", fitted: bool = True,

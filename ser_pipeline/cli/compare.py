@@ -9,18 +9,8 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from ser_pipeline.cli.common import (
-    JsonOption,
-    LakeOption,
-    RegistryOption,
-    add_plain_row,
-    app,
-    console,
-    emit,
-    fail,
-    note,
-    settings_for,
-)
+from ser_pipeline.cli import common
+from ser_pipeline.cli.common import add_plain_row, app, console, emit, fail, note
 
 if TYPE_CHECKING:
     from ser_pipeline.evaluate import ModelComparison
@@ -45,9 +35,9 @@ def compare_command(
         "--teacher", help="Reference teacher id (default: A's teacher, else B's).")] = None,
     threads: Annotated[int, typer.Option("--threads", min=1,
                                          help="ONNX Runtime threads per session.")] = 1,
-    lake: LakeOption = None,
-    registry: RegistryOption = None,
-    as_json: JsonOption = False,
+    lake: common.LakeOption = None,
+    registry: common.RegistryOption = None,
+    as_json: common.JsonOption = False,
 ) -> None:
     """ΔCCC = CCC(A) − CCC(B) per dimension with a paired bootstrap interval (the same
     resampled speakers for both) and a verdict: better, worse or not distinguishable.
@@ -62,7 +52,7 @@ def compare_command(
 
     if reference not in ("teacher", "human"):
         fail(f"--reference {reference!r}: use teacher or human")
-    settings = settings_for(lake, registry)
+    settings = common.settings_for(lake, registry)
     try:
         report = compare(Lake.open(settings=settings), model_a, model_b, corpora=corpus or None,
                          split=split, split_name=split_name, reference=reference,

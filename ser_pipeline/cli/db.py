@@ -6,15 +6,8 @@ from typing import Annotated
 
 import typer
 
-from ser_pipeline.cli.common import (
-    JsonOption,
-    LakeOption,
-    app,
-    emit,
-    fail,
-    note,
-    settings_for,
-)
+from ser_pipeline.cli import common
+from ser_pipeline.cli.common import app, emit, fail, note
 
 db_app = typer.Typer(help="The analyst DuckDB database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -24,8 +17,8 @@ app.add_typer(db_app, name="db")
 def build_command(
     out: Annotated[str | None, typer.Option("--out", help="DuckDB file to write "
                                             "(default $SER_DB or ./ser.duckdb).")] = None,
-    lake: LakeOption = None,
-    as_json: JsonOption = False,
+    lake: common.LakeOption = None,
+    as_json: common.JsonOption = False,
 ) -> None:
     """Create or refresh the DuckDB file: metrics/runs/models tables, views over the lake."""
     import duckdb
@@ -33,7 +26,7 @@ def build_command(
     from ser_pipeline.db import DatabaseError, build_db
     from ser_pipeline.lake import Lake
 
-    settings = settings_for(lake)
+    settings = common.settings_for(lake)
     try:
         summary = build_db(Lake.open(settings=settings), out=out or settings.db,
                            settings=settings)

@@ -9,20 +9,8 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from ser_pipeline.cli.common import (
-    EngineOption,
-    JsonOption,
-    LakeOption,
-    RegistryOption,
-    add_plain_row,
-    app,
-    check_engine,
-    console,
-    emit,
-    fail,
-    note,
-    settings_for,
-)
+from ser_pipeline.cli import common
+from ser_pipeline.cli.common import add_plain_row, app, console, emit, fail, note
 
 
 @app.command("evaluate")
@@ -46,18 +34,18 @@ def evaluate_command(
     threads: Annotated[int, typer.Option(
         "--threads", min=1, help="ONNX Runtime threads per session (default 1, the paper's "
         "one-core setting; shards run in parallel).")] = 1,
-    lake: LakeOption = None,
-    registry: RegistryOption = None,
-    engine: EngineOption = "prefect",
-    as_json: JsonOption = False,
+    lake: common.LakeOption = None,
+    registry: common.RegistryOption = None,
+    engine: common.EngineOption = "prefect",
+    as_json: common.JsonOption = False,
 ) -> None:
     """Evaluate a model on dev/test clips; writes metrics/ and predictions/ to the lake."""
     from ser_pipeline.evaluate import EvaluateError
 
-    check_engine(engine)
+    common.check_engine(engine)
     if (run is None) == (model is None):
         fail("give exactly one of --run RUN_ID or --model PATH_OR_REGISTRY_URI")
-    settings = settings_for(lake, registry)
+    settings = common.settings_for(lake, registry)
     splits = tuple(split or ("dev", "test"))
     try:
         if engine == "local":

@@ -6,16 +6,8 @@ from typing import Annotated
 
 import typer
 
-from ser_pipeline.cli.common import (
-    EngineOption,
-    JsonOption,
-    LakeOption,
-    app,
-    check_engine,
-    emit,
-    fail,
-    settings_for,
-)
+from ser_pipeline.cli import common
+from ser_pipeline.cli.common import app, emit, fail
 from ser_pipeline.recipes import RECIPES
 
 
@@ -25,9 +17,9 @@ def ingest_command(
     corpus: Annotated[str, typer.Option("--corpus", help="Corpus name recorded on every row.")],
     recipe: Annotated[str, typer.Option(
         "--recipe", help=f"One of: {', '.join(RECIPES)}.")] = "folder",
-    lake: LakeOption = None,
-    as_json: JsonOption = False,
-    engine: EngineOption = "prefect",
+    lake: common.LakeOption = None,
+    as_json: common.JsonOption = False,
+    engine: common.EngineOption = "prefect",
     labels: Annotated[str | None, typer.Option(
         "--labels", help="csv recipe: the label sheet, relative to the root (labels.csv).")] = None,
     path_column: Annotated[str | None, typer.Option(
@@ -51,11 +43,11 @@ def ingest_command(
     from ser_pipeline.recipes import RecipeError
     from ser_pipeline.storage import StorageError
 
-    check_engine(engine)
+    common.check_engine(engine)
     if recipe not in RECIPES:
         fail(f"unknown --recipe {recipe!r}: use one of {', '.join(RECIPES)}")
-    settings = settings_for(lake, max_duration_s=max_duration, shard_size=shard_size,
-                            max_workers=max_workers)
+    settings = common.settings_for(lake, max_duration_s=max_duration, shard_size=shard_size,
+                                   max_workers=max_workers)
     options = {"labels": labels, "path_column": path_column, "label_min": label_min,
                "label_max": label_max}
     if not unlabeled:

@@ -6,16 +6,8 @@ from typing import Annotated
 
 import typer
 
-from ser_pipeline.cli.common import (
-    EngineOption,
-    JsonOption,
-    LakeOption,
-    app,
-    check_engine,
-    emit,
-    fail,
-    settings_for,
-)
+from ser_pipeline.cli import common
+from ser_pipeline.cli.common import app, emit, fail
 
 
 @app.command("label")
@@ -24,7 +16,7 @@ def label_command(
                                          "onnx:<file> or ensemble:<spec>,<spec>.")],
     corpus: Annotated[list[str] | None, typer.Option("--corpus", help="Only this corpus "
                                                      "(repeat for several).")] = None,
-    lake: LakeOption = None,
+    lake: common.LakeOption = None,
     dask_address: Annotated[str | None, typer.Option("--dask-address", envvar="SER_DASK_ADDRESS",
                                                      help="tcp://host:port of a Dask "
                                                      "scheduler to run shards on.")] = None,
@@ -37,14 +29,14 @@ def label_command(
     overlap_s: Annotated[float, typer.Option(help="Window overlap (s).")] = 2.0,
     batch_size: Annotated[int, typer.Option(help="Max windows per forward pass.")] = 16,
     max_workers: Annotated[int | None, typer.Option(help="Concurrent shards.")] = None,
-    engine: EngineOption = "prefect",
-    as_json: JsonOption = False,
+    engine: common.EngineOption = "prefect",
+    as_json: common.JsonOption = False,
 ) -> None:
     """Label clips with a teacher (incremental: re-runs add nothing)."""
     from ser_pipeline.teacher import TeacherError
 
-    check_engine(engine)
-    settings = settings_for(lake, dask_address=dask_address)
+    common.check_engine(engine)
+    settings = common.settings_for(lake, dask_address=dask_address)
     options = dict(shard_size=shard_size or settings.shard_size, window_s=window_s,
                    overlap_s=overlap_s, batch_size=batch_size, device=device,
                    precision=precision, threads=threads)

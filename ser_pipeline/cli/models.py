@@ -7,20 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from ser_pipeline.cli.common import (
-    EngineOption,
-    JsonOption,
-    LakeOption,
-    RegistryOption,
-    add_plain_row,
-    app,
-    check_engine,
-    console,
-    emit,
-    fail,
-    note,
-    settings_for,
-)
+from ser_pipeline.cli import common
+from ser_pipeline.cli.common import add_plain_row, app, console, emit, fail, note
 
 if TYPE_CHECKING:
     from ser_pipeline.registry import Manifest
@@ -47,10 +35,10 @@ def publish_command(
         "--robustness", help="Run the robustness suite on the file to be served (the run's "
         "dev clips vs its teacher) first: results in the manifest, the model card and the "
         "lake's robustness table.")] = False,
-    lake: LakeOption = None,
-    registry: RegistryOption = None,
-    as_json: JsonOption = False,
-    engine: EngineOption = "prefect",
+    lake: common.LakeOption = None,
+    registry: common.RegistryOption = None,
+    as_json: common.JsonOption = False,
+    engine: common.EngineOption = "prefect",
 ) -> None:
     """Export RUN (parity-checked) and publish it as NAME's next version.
 
@@ -62,8 +50,8 @@ def publish_command(
     from ser_pipeline.registry import RegistryError, publish_run
     from ser_pipeline.runs import RunError
 
-    check_engine(engine)
-    settings = settings_for(lake=lake, registry=registry)
+    common.check_engine(engine)
+    settings = common.settings_for(lake=lake, registry=registry)
     options = {"gate_corpora": gate_corpus or None, "gate_split": gate_split,
                "allow_regression": allow_regression, "robustness": robustness}
     try:
@@ -85,8 +73,8 @@ def publish_command(
 @models_app.command("promote")
 def promote_command(
     ref: Annotated[str, typer.Argument(help="NAME@VERSION to point latest at.")],
-    registry: RegistryOption = None,
-    as_json: JsonOption = False,
+    registry: common.RegistryOption = None,
+    as_json: common.JsonOption = False,
 ) -> None:
     """Point NAME's latest at VERSION: a version the gate held back, or a rollback."""
     from ser_pipeline.registry import Registry, RegistryError, parse_ref
@@ -95,7 +83,7 @@ def promote_command(
         name, version = parse_ref(ref)
         if version is None:
             raise ValueError(f"give the version to promote: {name}@VERSION")
-        target = Registry(registry, settings=settings_for(registry=registry))
+        target = Registry(registry, settings=common.settings_for(registry=registry))
         before = target.latest_version(name)
         manifest = target.promote(name, version)
     except (RegistryError, ValueError) as error:
@@ -108,14 +96,14 @@ def promote_command(
 @models_app.command("list")
 def list_command(
     name: Annotated[str | None, typer.Option("--name", help="Only this model.")] = None,
-    registry: RegistryOption = None,
-    as_json: JsonOption = False,
+    registry: common.RegistryOption = None,
+    as_json: common.JsonOption = False,
 ) -> None:
     """Every complete version in the registry (interrupted publishes are not shown)."""
     from ser_pipeline.registry import Registry, RegistryError
 
     try:
-        rows = Registry(registry, settings=settings_for(registry=registry)).list_models(name)
+        rows = Registry(registry, settings=common.settings_for(registry=registry)).list_models(name)
     except (RegistryError, ValueError) as error:
         fail(str(error))
     if as_json:
@@ -140,15 +128,15 @@ def list_command(
 @models_app.command("show")
 def show_command(
     ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION (default latest).")],
-    registry: RegistryOption = None,
-    as_json: JsonOption = False,
+    registry: common.RegistryOption = None,
+    as_json: common.JsonOption = False,
 ) -> None:
     """A version's manifest: files and hashes, CCC, provenance, licence."""
     from ser_pipeline.registry import Registry, RegistryError, parse_ref
 
     try:
         name, version = parse_ref(ref)
-        manifest = Registry(registry, settings=settings_for(registry=registry)).show(
+        manifest = Registry(registry, settings=common.settings_for(registry=registry)).show(
             name, version)
     except (RegistryError, ValueError) as error:
         fail(str(error))

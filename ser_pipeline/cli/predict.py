@@ -10,16 +10,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ser_pipeline.cli.common import (
-    JsonOption,
-    RegistryOption,
-    add_plain_row,
-    app,
-    console,
-    fail,
-    note,
-    settings_for,
-)
+from ser_pipeline.cli import common
+from ser_pipeline.cli.common import add_plain_row, app, console, fail, note
 
 
 @app.command("predict")
@@ -34,15 +26,15 @@ def predict_command(
     threads: Annotated[int, typer.Option(
         "--threads", min=1, help="ONNX Runtime threads (default 1, the paper's one-core "
         "setting).")] = 1,
-    registry: RegistryOption = None,
-    as_json: JsonOption = False,
+    registry: common.RegistryOption = None,
+    as_json: common.JsonOption = False,
 ) -> None:
     """Predict A/D/V per file (exit code 1 if any file failed)."""
     from ser_pipeline.onnx_model import OnnxModelError
     from ser_pipeline.predict import predict_files
     from ser_pipeline.registry import RegistryError, resolve_model
 
-    settings = settings_for(registry=registry)
+    settings = common.settings_for(registry=registry)
     try:
         model_path, notice = resolve_model(model_uri, settings=settings, registry=registry)
         if notice:

@@ -10,14 +10,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ser_pipeline.cli.common import (
-    add_plain_row,
-    app,
-    console,
-    fail,
-    note,
-    settings_for,
-)
+from ser_pipeline.cli import common
+from ser_pipeline.cli.common import add_plain_row, app, console, fail, note
 
 
 @app.command("report")
@@ -56,7 +50,7 @@ def report_command(
         write_html_report,
     )
 
-    settings = settings_for()
+    settings = common.settings_for()
     db_path = db or settings.db
     if output_format not in ("table", "markdown", "csv", "json"):
         fail(f"unknown --format {output_format!r}: use table, markdown, csv or json")

@@ -7,17 +7,8 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from ser_pipeline.cli.common import (
-    JsonOption,
-    LakeOption,
-    RegistryOption,
-    app,
-    console,
-    emit,
-    fail,
-    note,
-    settings_for,
-)
+from ser_pipeline.cli import common
+from ser_pipeline.cli.common import app, console, emit, fail, note
 
 
 @app.command("robustness")
@@ -47,9 +38,9 @@ def robustness_command(
                                       "intervals.")] = 0,
     resamples: Annotated[int, typer.Option(min=1, help="Bootstrap resamples.")] = 1000,
     threads: Annotated[int, typer.Option(min=1, help="ONNX Runtime threads.")] = 1,
-    lake: LakeOption = None,
-    registry: RegistryOption = None,
-    as_json: JsonOption = False,
+    lake: common.LakeOption = None,
+    registry: common.RegistryOption = None,
+    as_json: common.JsonOption = False,
 ) -> None:
     """Run a model on perturbed dev clips (noise, telephone band, gain, room, tilt) and
     record CCC, drop and unchanged share beside audEERING ser-tests' thresholds."""
@@ -62,7 +53,7 @@ def robustness_command(
 
     if (run is None) == (model is None):
         fail("give exactly one of --run RUN_ID or --model PATH_OR_REGISTRY_URI")
-    settings = settings_for(lake, registry)
+    settings = common.settings_for(lake, registry)
     try:
         result = run_robustness(
             Lake.open(settings=settings), run_id=run, model=model, corpora=corpus or None,

@@ -8,18 +8,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ser_pipeline.cli.common import (
-    EngineOption,
-    JsonOption,
-    LakeOption,
-    add_plain_row,
-    app,
-    check_engine,
-    console,
-    emit,
-    fail,
-    settings_for,
-)
+from ser_pipeline.cli import common
+from ser_pipeline.cli.common import add_plain_row, app, console, emit, fail
 from ser_pipeline.students.families import learning_rates_help, students_help
 
 
@@ -68,9 +58,9 @@ def train_command(
         "batches for any number).")] = 0,
     compile_model: Annotated[bool, typer.Option(
         "--compile/--no-compile", help="torch.compile the training forward pass.")] = False,
-    lake: LakeOption = None,
-    as_json: JsonOption = False,
-    engine: EngineOption = "prefect",
+    lake: common.LakeOption = None,
+    as_json: common.JsonOption = False,
+    engine: common.EngineOption = "prefect",
     dask_address: Annotated[str | None, typer.Option(
         "--dask-address", help="Run the per-student tasks on this Dask scheduler.")] = None,
 ) -> None:
@@ -78,12 +68,12 @@ def train_command(
     from ser_pipeline.runs import RunError
     from ser_pipeline.storage import StorageError
 
-    check_engine(engine)
+    common.check_engine(engine)
     if not resume and not student:
         fail("name a student with --student (e.g. --student wav2small) or --resume RUN_ID")
     if not resume and not teacher_id:
         fail("--teacher-id is required (the teacher whose labels are the targets)")
-    settings = settings_for(lake)
+    settings = common.settings_for(lake)
     options: dict[str, Any] = {
         "epochs": epochs, "max_steps": max_steps, "seed": seed, "crop_s": crop_s,
         "batch_size": batch_size, "lr": lr, "ccc_weight": ccc_weight, "mixup": mixup,

@@ -15,15 +15,8 @@ from __future__ import annotations
 import os
 import tempfile
 
-from ser_pipeline.recipes.core import (
-    Entry,
-    Recipe,
-    RecipeError,
-    Scale,
-    clean_relpath,
-    labelled_entry,
-    normalise_gender,
-)
+from ser_pipeline.recipes import core
+from ser_pipeline.recipes.core import Entry, Recipe, RecipeError, Scale
 from ser_pipeline.recipes.folder import merge_with_audio
 from ser_pipeline.schemas import LABELS
 from ser_pipeline.storage import Storage
@@ -112,7 +105,7 @@ def prepare_audformat(
                 gender_column = column_id
         frame = table.get()
         for file, row in frame.iterrows():
-            rel = clean_relpath(str(file))
+            rel = core.clean_relpath(str(file))
             record = per_file.setdefault(rel or str(file), {"values": {}, "split": None,
                                                             "speaker": None, "scales": {},
                                                             "gender": None,
@@ -126,9 +119,9 @@ def prepare_audformat(
                     record["scales"][dimension] = scale
             if speaker_column is not None and row[speaker_column] == row[speaker_column]:
                 record["speaker"] = str(row[speaker_column])
-                record["gender"] = normalise_gender(speaker_genders.get(record["speaker"]))
+                record["gender"] = core.normalise_gender(speaker_genders.get(record["speaker"]))
             if gender_column is not None:
-                record["gender"] = normalise_gender(row[gender_column]) or record["gender"]
+                record["gender"] = core.normalise_gender(row[gender_column]) or record["gender"]
             record["split"] = record["split"] or split
     entries = []
     for path, record in sorted(per_file.items()):
@@ -151,9 +144,9 @@ def prepare_audformat(
                                           for d in LABELS if d in record["scales"])
         else:
             scale = next(iter(scales)) if scales else Scale(0.0, 1.0)
-            entry = labelled_entry(path, record["values"], scale=scale, where=where,
-                                   speaker=record["speaker"], split=record["split"],
-                                   gender=record["gender"])
+            entry = core.labelled_entry(path, record["values"], scale=scale, where=where,
+                                        speaker=record["speaker"], split=record["split"],
+                                        gender=record["gender"])
         entry.extra["where"] = where
         entries.append(entry)
     return merge_with_audio(storage, entries, include_unlabeled=include_unlabeled)

@@ -14,15 +14,8 @@ from __future__ import annotations
 import csv
 import io
 
-from ser_pipeline.recipes.core import (
-    Entry,
-    Recipe,
-    RecipeError,
-    Scale,
-    clean_relpath,
-    labelled_entry,
-    read_text,
-)
+from ser_pipeline.recipes import core
+from ser_pipeline.recipes.core import Entry, Recipe, RecipeError, Scale
 from ser_pipeline.recipes.folder import merge_with_audio
 from ser_pipeline.schemas import LABELS
 from ser_pipeline.storage import Storage
@@ -54,8 +47,9 @@ def prepare_csv(
     scale = Scale(0.0 if label_min is None else float(label_min),
                   1.0 if label_max is None else float(label_max))
     where_file = storage.uri(labels)
-    text = read_text(storage, labels, what="label sheet",
-                     fix="pass --labels NAME (relative to the corpus root) or use --recipe folder")
+    text = core.read_text(
+        storage, labels, what="label sheet",
+        fix="pass --labels NAME (relative to the corpus root) or use --recipe folder")
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
         header = [h.strip() for h in (reader.fieldnames or [])]
@@ -74,21 +68,21 @@ def prepare_csv(
         where = f"{labels} row {number}"
         if None in raw or any(v is None for v in raw.values()):
             got = len([v for v in raw.values() if v is not None]) + len(raw.get(None) or [])
-            path = clean_relpath(row.get(path_column) or "") or f"{labels}#row{number}"
+            path = core.clean_relpath(row.get(path_column) or "") or f"{labels}#row{number}"
             entries.append(Entry(path, problem=(
                 "label_invalid", f"{where} has {got} fields but the header has "
                 f"{len(reader_fields)}; fix that row")))
             continue
-        path = clean_relpath(row[path_column])
+        path = core.clean_relpath(row[path_column])
         if path is None:
             entries.append(Entry(f"{labels}#row{number}", problem=(
                 "bad_path", f"{where}: path {row[path_column]!r} is empty or outside the corpus "
                 "root; use a path relative to the root")))
             continue
-        entry = labelled_entry(path, {d: row.get(d) for d in LABELS}, scale=scale, where=where,
-                               speaker=(row.get("speaker") or "").strip() or None,
-                               split=(row.get("split") or "").strip() or None,
-                               gender=row.get("gender"))
+        entry = core.labelled_entry(path, {d: row.get(d) for d in LABELS}, scale=scale, where=where,
+                                    speaker=(row.get("speaker") or "").strip() or None,
+                                    split=(row.get("split") or "").strip() or None,
+                                    gender=row.get("gender"))
         entry.extra["where"] = where
         entries.append(entry)
     return merge_with_audio(storage, entries, include_unlabeled=include_unlabeled)

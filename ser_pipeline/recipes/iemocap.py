@@ -17,15 +17,8 @@ from __future__ import annotations
 
 import re
 
-from ser_pipeline.recipes.core import (
-    Entry,
-    Recipe,
-    RecipeError,
-    Scale,
-    labelled_entry,
-    normalise_gender,
-    read_text,
-)
+from ser_pipeline.recipes import core
+from ser_pipeline.recipes.core import Entry, Recipe, RecipeError, Scale
 from ser_pipeline.recipes.folder import merge_with_audio
 from ser_pipeline.storage import Storage
 
@@ -60,8 +53,8 @@ def prepare_iemocap(source: Storage | str, *, include_unlabeled: bool = True) ->
             raise RecipeError(f"{storage.uri(evaluation)} has no *.txt evaluation files; the "
                               "session folder is incomplete")
         for sheet in sheets:
-            text = read_text(storage, sheet, what="IEMOCAP evaluation file",
-                             fix="restore it from the release")
+            text = core.read_text(storage, sheet, what="IEMOCAP evaluation file",
+                                  fix="restore it from the release")
             for number, line in enumerate(text.splitlines(), start=1):
                 if not line.startswith("["):
                     continue
@@ -75,13 +68,13 @@ def prepare_iemocap(source: Storage | str, *, include_unlabeled: bool = True) ->
                 dialog = utt.rsplit("_", 1)[0]
                 path = f"{session}/sentences/wav/{dialog}/{utt}.wav"
                 speaker = utt[:5] + utt.rsplit("_", 1)[1][0]
-                gender = normalise_gender(_UTT.match(utt)[3])  # type: ignore[index]
+                gender = core.normalise_gender(_UTT.match(utt)[3])  # type: ignore[index]
                 if not match:
                     entry = Entry(path, speaker=speaker, gender=gender, problem=(
                         "label_invalid", f"{where}: expected '[start - end]<TAB>utt<TAB>cat"
                         f"<TAB>[V, A, D]', got {line[:80]!r}"))
                 else:
-                    entry = labelled_entry(
+                    entry = core.labelled_entry(
                         path, {"arousal": match["a"], "dominance": match["d"],
                                "valence": match["v"]},
                         scale=SCALE, where=where, speaker=speaker, gender=gender)
@@ -96,7 +89,7 @@ def prepare_iemocap(source: Storage | str, *, include_unlabeled: bool = True) ->
         if entry.speaker is None and match:
             entry.speaker = match[1] + match[3]
         if entry.gender is None and match:
-            entry.gender = normalise_gender(match[3])
+            entry.gender = core.normalise_gender(match[3])
     return merged
 
 

@@ -13,15 +13,8 @@ from __future__ import annotations
 import csv
 import io
 
-from ser_pipeline.recipes.core import (
-    Entry,
-    Recipe,
-    RecipeError,
-    Scale,
-    clean_relpath,
-    labelled_entry,
-    read_text,
-)
+from ser_pipeline.recipes import core
+from ser_pipeline.recipes.core import Entry, Recipe, RecipeError, Scale
 from ser_pipeline.recipes.folder import merge_with_audio
 from ser_pipeline.storage import Storage
 
@@ -41,9 +34,9 @@ def prepare_msp_podcast(source: Storage | str, *, include_unlabeled: bool = True
         RecipeError: ``Labels/labels_consensus.csv`` is missing, malformed or lacks a column.
     """
     storage = source if isinstance(source, Storage) else Storage(source)
-    text = read_text(storage, LABELS_FILE, what="MSP-Podcast label file",
-                     fix="point ser ingest at the release root (the folder holding Labels/ "
-                         "and Audios/)")
+    text = core.read_text(storage, LABELS_FILE, what="MSP-Podcast label file",
+                          fix="point ser ingest at the release root (the folder holding Labels/ "
+                              "and Audios/)")
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
         rows = list(reader)
@@ -60,7 +53,7 @@ def prepare_msp_podcast(source: Storage | str, *, include_unlabeled: bool = True
     for number, raw in enumerate(rows, start=2):
         row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
         where = f"{LABELS_FILE} row {number}"
-        name = clean_relpath(row["FileName"])
+        name = core.clean_relpath(row["FileName"])
         if name is None or "/" in name:
             entries.append(Entry(f"{LABELS_FILE}#row{number}", problem=(
                 "bad_path", f"{where}: FileName {row['FileName']!r} is not a file name in "
@@ -68,7 +61,7 @@ def prepare_msp_podcast(source: Storage | str, *, include_unlabeled: bool = True
             continue
         split = row.get("Split_Set") or None
         speaker = row.get("SpkrID") or None
-        entry = labelled_entry(
+        entry = core.labelled_entry(
             f"{AUDIO_DIR}/{name}",
             {"arousal": row["EmoAct"], "dominance": row["EmoDom"], "valence": row["EmoVal"]},
             scale=SCALE, where=where,

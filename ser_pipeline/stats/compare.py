@@ -22,26 +22,8 @@ import numpy as np
 
 from ser_pipeline.metrics import ccc as plain_ccc
 from ser_pipeline.schemas import LABELS
-from ser_pipeline.stats.core import (
-    DEFAULT_LEVEL,
-    DEFAULT_RESAMPLES,
-    DEFAULT_SEED,
-    METHOD,
-    Estimate,
-    JsonResult,
-    N,
-    Resampling,
-    StatsError,
-    as_matrix,
-    check_options,
-    check_same_shape,
-    estimate,
-    metrics_from_sums,
-    percentile_interval,
-    resampled_totals,
-    resolve_units,
-    unit_sums,
-)
+from ser_pipeline.stats import core
+from ser_pipeline.stats.core import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, Estimate
 
 BETTER, WORSE, NOT_DISTINGUISHABLE = "better", "worse", "not distinguishable"
 
@@ -61,7 +43,7 @@ def verdict_of(delta: Estimate) -> str:
 
 
 @dataclass(frozen=True)
-class DimensionComparison(JsonResult):
+class DimensionComparison(core.JsonResult):
     """ΔCCC = CCC(candidate) − CCC(baseline) for one dimension (or ``"mean"`` of the three).
 
     Attributes:
@@ -82,7 +64,7 @@ class DimensionComparison(JsonResult):
 
 
 @dataclass(frozen=True)
-class PairedComparison(JsonResult):
+class PairedComparison(core.JsonResult):
     """Per-dimension and overall ΔCCC of a candidate against a baseline.
 
     Attributes:
@@ -97,7 +79,7 @@ class PairedComparison(JsonResult):
 
     candidate: str
     baseline: str
-    resampling: Resampling
+    resampling: core.Resampling
     dimensions: tuple[DimensionComparison, ...]
     overall: DimensionComparison
     verdict: str
@@ -149,37 +131,38 @@ def compare_models(candidate: object, baseline: object, reference: object, *,
         >>> compare_models(poor, poor, ref).verdict
         'not distinguishable'
     """
-    check_options(n_resamples, level)
-    cand = as_matrix(candidate, "candidate predictions")
-    base = as_matrix(baseline, "baseline predictions")
-    ref = as_matrix(reference, "references")
-    check_same_shape(candidate=cand, baseline=base, references=ref)
+    core.check_options(n_resamples, level)
+    cand = core.as_matrix(candidate, "candidate predictions")
+    base = core.as_matrix(baseline, "baseline predictions")
+    ref = core.as_matrix(reference, "references")
+    core.check_same_shape(candidate=cand, baseline=base, references=ref)
     missing = np.isnan(cand) | np.isnan(base) | np.isnan(ref)
     cand, base = np.where(missing, np.nan, cand), np.where(missing, np.nan, base)
-    resolved = resolve_units(len(ref), units)
-    sums = np.stack([unit_sums(cand, ref, resolved), unit_sums(base, ref, resolved)],
+    resolved = core.resolve_units(len(ref), units)
+    sums = np.stack([core.unit_sums(cand, ref, resolved), core.unit_sums(base, ref, resolved)],
                     axis=1)  # [U, 2 models, 3 dims, 7]
-    totals = resampled_totals(sums, n_resamples=n_resamples, seed=seed)
-    replicate_ccc = metrics_from_sums(totals)[0]  # [B, 2, 3]
+    replicate_ccc = core.resampled_metrics(sums, n_resamples=n_resamples,
+                                           seed=seed)[0]  # [B, 2, 3]
     point = np.array([[plain_ccc(m[:, d], ref[:, d]) for d in range(len(LABELS))]
                       for m in (cand, base)])  # [2, 3]
-    n = sums[..., N].sum(axis=0)[0]
+    n = sums[..., core.N].sum(axis=0)[0]
     # the overall comparison: mean of the three CCCs, NaN when any of them is undefined
     replicate_ccc = np.concatenate([replicate_ccc, replicate_ccc.mean(axis=-1, keepdims=True)],
                                    axis=-1)  # [B, 2, 4]
     point = np.concatenate([point, point.mean(axis=-1, keepdims=True)], axis=-1)
     replicate_delta = replicate_ccc[:, 0] - replicate_ccc[:, 1]
     point_delta = point[0] - point[1]
-    lo, hi, undefined = percentile_interval(replicate_delta, level, point=point_delta,
-                                            n_units=resolved.n_units)
+    lo, hi, undefined = core.percentile_interval(replicate_delta, level, point=point_delta,
+                                                 n_units=resolved.n_units)
     entries = []
     for i, name in enumerate((*LABELS, "mean")):
-        delta = estimate(point_delta[i], lo[i], hi[i], undefined[i])
+        delta = core.estimate(point_delta[i], lo[i], hi[i], undefined[i])
         entries.append(DimensionComparison(
             dimension=name, n=int(n[i] if i < len(LABELS) else n.min()),
             ccc_candidate=float(point[0, i]), ccc_baseline=float(point[1, i]),
             delta=delta, verdict=verdict_of(delta)))
-    resampling = Resampling(resolved.kind, resolved.n_units, n_resamples, level, METHOD, seed)
+    resampling = core.Resampling(resolved.kind, resolved.n_units, n_resamples, level,
+                                 core.METHOD, seed)
     overall = entries[-1]
     return PairedComparison(
         candidate=candidate_name, baseline=baseline_name, resampling=resampling,
@@ -192,7 +175,7 @@ def _signed(value: float) -> str:
 
 
 def _summary(candidate: str, baseline: str, entries: list[DimensionComparison],
-             resampling: Resampling) -> str:
+             resampling: core.Resampling) -> str:
     overall = entries[-1]
     parts = ", ".join(f"{e.dimension} {_signed(e.delta.value)} [{_signed(e.delta.lo)}, "
                       f"{_signed(e.delta.hi)}] {e.verdict}" for e in entries[:-1])
@@ -207,7 +190,7 @@ def _summary(candidate: str, baseline: str, entries: list[DimensionComparison],
 
 # -- the no-regression gate -------------------------------------------------------------------
 @dataclass(frozen=True)
-class GateDecision(JsonResult):
+class GateDecision(core.JsonResult):
     """Whether a candidate may become ``latest``.
 
     Attributes:
@@ -273,14 +256,14 @@ def regression_gate(candidate: object, latest: object | None, reference: object,
         (False, ('valence',))
     """
     if margin < 0:
-        raise StatsError(f"margin={margin!r}: give a ΔCCC tolerance >= 0")
+        raise core.StatsError(f"margin={margin!r}: give a ΔCCC tolerance >= 0")
     if latest is None:
         return GateDecision(True, "first version: no latest version to compare with",
                             (), (), None)
-    ref = as_matrix(reference, "references")
+    ref = core.as_matrix(reference, "references")
     if len(ref) == 0:
-        raise StatsError("the gate has no clips: check the gate corpus and split hold "
-                         "clips with references")
+        raise core.StatsError("the gate has no clips: check the gate corpus and split hold "
+                              "clips with references")
     comparison = compare_models(candidate, latest, ref, units=units,
                                 candidate_name=candidate_name, baseline_name=latest_name,
                                 level=level, n_resamples=n_resamples, seed=seed)

@@ -283,6 +283,23 @@ def check_options(n_resamples: int, level: float) -> None:
                          "e.g. 0.95")
 
 
+def checked_pair(pred: object, ref: object, *, n_resamples: int,
+                 level: float) -> tuple[np.ndarray, np.ndarray]:
+    """What every bootstrap of predictions against references checks first: the options,
+    then both as ``float64 [n, 3]`` matrices of one shape.
+
+    Examples:
+        >>> pred, ref = checked_pair([0.1, 0.2, 0.3], [[0.2, 0.2, 0.2]], n_resamples=10,
+        ...                          level=0.9)
+        >>> pred.shape, ref.shape
+        ((1, 3), (1, 3))
+    """
+    check_options(n_resamples, level)
+    pred, ref = as_matrix(pred, "predictions"), as_matrix(ref, "references")
+    check_same_shape(predictions=pred, references=ref)
+    return pred, ref
+
+
 def resample_counts(n_units: int, n_resamples: int, *,
                     seed: int | Sequence[int]) -> Iterator[np.ndarray]:
     """Blocks of the resample-count matrix, ``float64 [rows, n_units]``, in order.
@@ -315,6 +332,14 @@ def resampled_totals(per_unit: np.ndarray, *, n_resamples: int,
     flat = per_unit.reshape(n_units, -1)
     blocks = [counts @ flat for counts in resample_counts(n_units, n_resamples, seed=seed)]
     return np.concatenate(blocks).reshape(n_resamples, *per_unit.shape[1:])
+
+
+def resampled_metrics(per_unit_sums: np.ndarray, *, n_resamples: int,
+                      seed: int | Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ccc, pearson, mae)``, each ``[B, ...]``: the metrics of every resample of the
+    units whose sufficient statistics (:func:`unit_sums`, ``[U, ..., 7]``) are given."""
+    return metrics_from_sums(resampled_totals(per_unit_sums, n_resamples=n_resamples,
+                                              seed=seed))
 
 
 def percentile_interval(replicates: np.ndarray, level: float, *,

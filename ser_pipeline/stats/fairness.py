@@ -23,30 +23,12 @@ import numpy as np
 
 from ser_pipeline.metrics import ccc as plain_ccc
 from ser_pipeline.schemas import LABELS
-from ser_pipeline.stats.core import (
-    DEFAULT_LEVEL,
-    DEFAULT_RESAMPLES,
-    DEFAULT_SEED,
-    METHOD,
-    Estimate,
-    JsonResult,
-    Resampling,
-    StatsError,
-    as_matrix,
-    check_options,
-    check_same_shape,
-    estimate,
-    is_missing,
-    metrics_from_sums,
-    percentile_interval,
-    resampled_totals,
-    resolve_units,
-    unit_sums,
-)
+from ser_pipeline.stats import core
+from ser_pipeline.stats.core import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, Estimate
 
 
 @dataclass(frozen=True)
-class GroupSlice(JsonResult):
+class GroupSlice(core.JsonResult):
     """One group's CCC per dimension (arousal, dominance, valence) with intervals."""
 
     group: str
@@ -56,7 +38,7 @@ class GroupSlice(JsonResult):
 
 
 @dataclass(frozen=True)
-class GroupGap(JsonResult):
+class GroupGap(core.JsonResult):
     """Largest CCC gap between groups for one dimension: best minus worst group."""
 
     dimension: str
@@ -66,7 +48,7 @@ class GroupGap(JsonResult):
 
 
 @dataclass(frozen=True)
-class FairnessSlices(JsonResult):
+class FairnessSlices(core.JsonResult):
     """CCC per group and the largest gap per dimension, or why there are none.
 
     Attributes:
@@ -82,7 +64,7 @@ class FairnessSlices(JsonResult):
     attribute: str
     available: bool
     reason: str
-    resampling: Resampling | None
+    resampling: core.Resampling | None
     slices: tuple[GroupSlice, ...]
     gaps: tuple[GroupGap, ...]
     clips_without_group: int
@@ -124,39 +106,36 @@ def fairness_slices(pred: object, ref: object, groups: Sequence[object] | None, 
         >>> gap.best_group, gap.worst_group, bool(gap.gap.lo > 0)
         ('f', 'm', True)
     """
-    check_options(n_resamples, level)
-    pred, ref = as_matrix(pred, "predictions"), as_matrix(ref, "references")
-    check_same_shape(predictions=pred, references=ref)
-    if groups is None or all(is_missing(g) for g in groups):
+    pred, ref = core.checked_pair(pred, ref, n_resamples=n_resamples, level=level)
+    if groups is None or all(core.is_missing(g) for g in groups):
         return FairnessSlices(attribute, False, f"no such metadata: the clips carry no "
                               f"{attribute!r} column, so no fairness slices", None, (), (),
                               len(pred))
     groups = list(groups)
     if len(groups) != len(pred):
-        raise StatsError(f"got {len(groups)} {attribute} values for {len(pred)} clips; pass "
-                         "one per clip (None where unknown)")
+        raise core.StatsError(f"got {len(groups)} {attribute} values for {len(pred)} clips; "
+                              "pass one per clip (None where unknown)")
     speaker_ids = None if units is None else list(units)
     if speaker_ids is not None and len(speaker_ids) != len(pred):
-        raise StatsError(f"got {len(speaker_ids)} speaker ids for {len(pred)} clips")
+        raise core.StatsError(f"got {len(speaker_ids)} speaker ids for {len(pred)} clips")
     if speaker_ids is not None:
         _check_one_group_per_speaker(groups, speaker_ids, attribute)
-    names = sorted({str(g) for g in groups if not is_missing(g)})
-    labels = np.array(["" if is_missing(g) else str(g) for g in groups], dtype=object)
+    names = sorted({str(g) for g in groups if not core.is_missing(g)})
+    labels = np.array(["" if core.is_missing(g) else str(g) for g in groups], dtype=object)
     slices, replicates, total_units, kind = [], [], 0, "clip"
     for k, name in enumerate(names):
         rows = np.flatnonzero(labels == name)
-        resolved = resolve_units(len(rows), None if speaker_ids is None
-                                 else [speaker_ids[i] for i in rows])
+        resolved = core.resolve_units(len(rows), None if speaker_ids is None
+                                      else [speaker_ids[i] for i in rows])
         kind, total_units = resolved.kind, total_units + resolved.n_units
-        sums = unit_sums(pred[rows], ref[rows], resolved)
-        totals = resampled_totals(sums, n_resamples=n_resamples, seed=[seed, k + 1])
-        reps = metrics_from_sums(totals)[0]  # [B, 3]
+        sums = core.unit_sums(pred[rows], ref[rows], resolved)
+        reps = core.resampled_metrics(sums, n_resamples=n_resamples, seed=[seed, k + 1])[0]
         point = np.array([plain_ccc(pred[rows, d], ref[rows, d]) for d in range(len(LABELS))])
-        lo, hi, undefined = percentile_interval(reps, level, point=point,
-                                                n_units=resolved.n_units)
+        lo, hi, undefined = core.percentile_interval(reps, level, point=point,
+                                                     n_units=resolved.n_units)
         replicates.append((point, reps))
         slices.append(GroupSlice(name, len(rows), resolved.n_units, tuple(
-            estimate(point[d], lo[d], hi[d], undefined[d])
+            core.estimate(point[d], lo[d], hi[d], undefined[d])
             for d in range(len(LABELS)))))  # type: ignore[arg-type]
     gaps = []
     for d, dimension in enumerate(LABELS):
@@ -167,26 +146,26 @@ def fairness_slices(pred: object, ref: object, groups: Sequence[object] | None, 
         worst = min(defined, key=lambda k: replicates[k][0][d])
         point_gap = replicates[best][0][d] - replicates[worst][0][d]
         reps_gap = replicates[best][1][:, d] - replicates[worst][1][:, d]
-        lo, hi, undefined = percentile_interval(
+        lo, hi, undefined = core.percentile_interval(
             reps_gap, level, point=point_gap,
             n_units=min(slices[best].n_units, slices[worst].n_units))
         gaps.append(GroupGap(dimension, names[best], names[worst],
-                             estimate(point_gap, lo, hi, undefined)))
+                             core.estimate(point_gap, lo, hi, undefined)))
     reason = (f"only one {attribute} group ({names[0]!r}): no gap to measure"
               if len(names) == 1 else "")
-    resampling = Resampling(kind, total_units, n_resamples, level, METHOD, seed)
+    resampling = core.Resampling(kind, total_units, n_resamples, level, core.METHOD, seed)
     return FairnessSlices(attribute, True, reason, resampling, tuple(slices), tuple(gaps),
-                          int(sum(1 for g in groups if is_missing(g))))
+                          int(sum(1 for g in groups if core.is_missing(g))))
 
 
 def _check_one_group_per_speaker(groups: list, speakers: list, attribute: str) -> None:
     seen: dict[str, str] = {}
     for group, speaker in zip(groups, speakers, strict=True):
-        if is_missing(group) or is_missing(speaker):
+        if core.is_missing(group) or core.is_missing(speaker):
             continue
         previous = seen.setdefault(str(speaker), str(group))
         if previous != str(group):
-            raise StatsError(
+            raise core.StatsError(
                 f"speaker {str(speaker)!r} has clips with {attribute} {previous!r} and "
                 f"{str(group)!r}; fix the speaker metadata, or slice without speaker ids "
                 "(units=None) to resample clips")

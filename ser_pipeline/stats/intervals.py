@@ -32,31 +32,12 @@ import numpy as np
 
 from ser_pipeline.metrics import dimension_metrics
 from ser_pipeline.schemas import LABELS
-from ser_pipeline.stats.core import (
-    DEFAULT_LEVEL,
-    DEFAULT_RESAMPLES,
-    DEFAULT_SEED,
-    METHOD,
-    Estimate,
-    JsonResult,
-    Resampling,
-    StatsError,
-    as_matrix,
-    check_options,
-    check_same_shape,
-    estimate,
-    finite_or_none,
-    is_missing,
-    metrics_from_sums,
-    percentile_interval,
-    resampled_totals,
-    resolve_units,
-    unit_sums,
-)
+from ser_pipeline.stats import core
+from ser_pipeline.stats.core import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, Estimate
 
 
 @dataclass(frozen=True)
-class DimensionIntervals(JsonResult):
+class DimensionIntervals(core.JsonResult):
     """One dimension's metrics with intervals.
 
     Attributes:
@@ -75,10 +56,10 @@ class DimensionIntervals(JsonResult):
 
 
 @dataclass(frozen=True)
-class MetricIntervals(JsonResult):
+class MetricIntervals(core.JsonResult):
     """Global CCC, Pearson r and MAE per dimension, each with a bootstrap interval."""
 
-    resampling: Resampling
+    resampling: core.Resampling
     dimensions: tuple[DimensionIntervals, ...]
 
     def dimension(self, name: str) -> DimensionIntervals:
@@ -94,10 +75,12 @@ class MetricIntervals(JsonResult):
         "n_units": 10, "unit": "speaker", ...}``."""
         entry, r = self.dimension(name), self.resampling
         return {
-            "ccc_lo": finite_or_none(entry.ccc.lo), "ccc_hi": finite_or_none(entry.ccc.hi),
-            "pearson_lo": finite_or_none(entry.pearson.lo),
-            "pearson_hi": finite_or_none(entry.pearson.hi),
-            "mae_lo": finite_or_none(entry.mae.lo), "mae_hi": finite_or_none(entry.mae.hi),
+            "ccc_lo": core.finite_or_none(entry.ccc.lo),
+            "ccc_hi": core.finite_or_none(entry.ccc.hi),
+            "pearson_lo": core.finite_or_none(entry.pearson.lo),
+            "pearson_hi": core.finite_or_none(entry.pearson.hi),
+            "mae_lo": core.finite_or_none(entry.mae.lo),
+            "mae_hi": core.finite_or_none(entry.mae.hi),
             "level": r.level, "method": r.method, "n_units": r.n_units, "unit": r.unit,
             "n_resamples": r.n_resamples, "seed": r.seed,
         }
@@ -142,30 +125,29 @@ def bootstrap_metrics(pred: object, ref: object, *,
         >>> bool(ccc.lo < ccc.value < ccc.hi)
         True
     """
-    check_options(n_resamples, level)
-    pred, ref = as_matrix(pred, "predictions"), as_matrix(ref, "references")
-    check_same_shape(predictions=pred, references=ref)
-    resolved = resolve_units(len(pred), units)
-    sums = unit_sums(pred, ref, resolved)
-    totals = resampled_totals(sums, n_resamples=n_resamples, seed=seed)
-    replicates = np.stack(metrics_from_sums(totals), axis=-1)  # [B, 3 dims, 3 metrics]
+    pred, ref = core.checked_pair(pred, ref, n_resamples=n_resamples, level=level)
+    resolved = core.resolve_units(len(pred), units)
+    replicates = np.stack(core.resampled_metrics(core.unit_sums(pred, ref, resolved),
+                                                 n_resamples=n_resamples, seed=seed),
+                          axis=-1)  # [B, 3 dims, 3 metrics]
     points = dimension_metrics(pred, ref)
     point = np.array([[points[d][m] for m in ("ccc", "pearson", "mae")] for d in LABELS])
-    lo, hi, undefined = percentile_interval(replicates, level, point=point,
-                                            n_units=resolved.n_units)
+    lo, hi, undefined = core.percentile_interval(replicates, level, point=point,
+                                                 n_units=resolved.n_units)
     dimensions = tuple(
         DimensionIntervals(
             dimension=d, n=int(points[d]["n"]),
-            **{m: estimate(point[i, j], lo[i, j], hi[i, j], undefined[i, j])
+            **{m: core.estimate(point[i, j], lo[i, j], hi[i, j], undefined[i, j])
                for j, m in enumerate(("ccc", "pearson", "mae"))})
         for i, d in enumerate(LABELS))
-    resampling = Resampling(resolved.kind, resolved.n_units, n_resamples, level, METHOD, seed)
+    resampling = core.Resampling(resolved.kind, resolved.n_units, n_resamples, level,
+                                 core.METHOD, seed)
     return MetricIntervals(resampling, dimensions)
 
 
 # -- per-speaker CCC --------------------------------------------------------------------------
 @dataclass(frozen=True)
-class SpeakerCCC(JsonResult):
+class SpeakerCCC(core.JsonResult):
     """One speaker's CCC per dimension (NaN where undefined) over its clips."""
 
     speaker: str
@@ -174,7 +156,7 @@ class SpeakerCCC(JsonResult):
 
 
 @dataclass(frozen=True)
-class PerSpeakerDimension(JsonResult):
+class PerSpeakerDimension(core.JsonResult):
     """The mean of per-speaker CCCs for one dimension.
 
     Attributes:
@@ -194,7 +176,7 @@ class PerSpeakerDimension(JsonResult):
 
 
 @dataclass(frozen=True)
-class PerSpeakerCCC(JsonResult):
+class PerSpeakerCCC(core.JsonResult):
     """Mean per-speaker CCC per dimension, or why it is not available.
 
     Attributes:
@@ -208,7 +190,7 @@ class PerSpeakerCCC(JsonResult):
 
     available: bool
     reason: str
-    resampling: Resampling | None
+    resampling: core.Resampling | None
     dimensions: tuple[PerSpeakerDimension, ...]
     speakers: tuple[SpeakerCCC, ...]
     clips_without_speaker: int
@@ -255,39 +237,37 @@ def per_speaker_ccc(pred: object, ref: object, speakers: Sequence[object] | None
         >>> round(result.dimension("valence").mean_ccc.value, 6)
         1.0
     """
-    check_options(n_resamples, level)
-    pred, ref = as_matrix(pred, "predictions"), as_matrix(ref, "references")
-    check_same_shape(predictions=pred, references=ref)
+    pred, ref = core.checked_pair(pred, ref, n_resamples=n_resamples, level=level)
     if speakers is None:
         known = np.zeros(len(pred), dtype=bool)
     else:
         speakers = list(speakers)
         if len(speakers) != len(pred):
-            raise StatsError(f"got {len(speakers)} speaker ids for {len(pred)} clips; pass "
-                             "one id per clip (None where unknown)")
-        known = np.array([not is_missing(s) for s in speakers], dtype=bool)
+            raise core.StatsError(f"got {len(speakers)} speaker ids for {len(pred)} clips; "
+                                  "pass one id per clip (None where unknown)")
+        known = np.array([not core.is_missing(s) for s in speakers], dtype=bool)
     if not known.any():
         return PerSpeakerCCC(False, "no speaker metadata: per-speaker CCC needs a speaker id "
                              "per clip", None, (), (), int(len(pred)))
     kept = [s for s, k in zip(speakers, known, strict=True) if k]  # type: ignore[arg-type]
-    resolved = resolve_units(len(kept), kept)
+    resolved = core.resolve_units(len(kept), kept)
     clips_per_speaker = np.bincount(resolved.index, minlength=resolved.n_units)
     per_speaker = _exact_speaker_ccc(pred[known], ref[known], resolved.index,
                                      resolved.n_units)
     defined = ~np.isnan(per_speaker)  # [U, 3]
     stacked = np.stack([np.where(defined, per_speaker, 0.0), defined.astype(np.float64)],
                        axis=-1)  # [U, 3, 2]
-    totals = resampled_totals(stacked, n_resamples=n_resamples, seed=seed)
+    totals = core.resampled_totals(stacked, n_resamples=n_resamples, seed=seed)
     with np.errstate(invalid="ignore", divide="ignore"):
         replicates = totals[..., 0] / totals[..., 1]  # [B, 3]; 0/0 = NaN: none defined
         point = np.where(defined.any(axis=0),
                          np.nansum(np.where(defined, per_speaker, 0), axis=0)
                          / defined.sum(axis=0), np.nan)
-    lo, hi, undefined = percentile_interval(replicates, level, point=point,
-                                            n_units=resolved.n_units)
+    lo, hi, undefined = core.percentile_interval(replicates, level, point=point,
+                                                 n_units=resolved.n_units)
     dimensions = tuple(
         PerSpeakerDimension(
-            dimension=d, mean_ccc=estimate(point[i], lo[i], hi[i], undefined[i]),
+            dimension=d, mean_ccc=core.estimate(point[i], lo[i], hi[i], undefined[i]),
             n_speakers=int(defined[:, i].sum()),
             excluded=tuple(name for name, ok in zip(resolved.names, defined[:, i],
                                                     strict=True) if not ok))
@@ -296,7 +276,8 @@ def per_speaker_ccc(pred: object, ref: object, speakers: Sequence[object] | None
         SpeakerCCC(name, int(clips_per_speaker[u]),
                    tuple(float(v) for v in per_speaker[u]))  # type: ignore[arg-type]
         for u, name in enumerate(resolved.names))
-    resampling = Resampling("speaker", resolved.n_units, n_resamples, level, METHOD, seed)
+    resampling = core.Resampling("speaker", resolved.n_units, n_resamples, level, core.METHOD,
+                                 seed)
     return PerSpeakerCCC(True, "", resampling, dimensions, speakers_out,
                          int((~known).sum()))
 

@@ -240,3 +240,12 @@ class Storage(abc.ABC):
             return self.write_bytes(relative, data, exclusive=True)
         return self._swap(relative, data, token=token, lease_s=lease_s)
 
+    def _write_if_current(self, relative: str, data: bytes, *, token: str) -> bool:
+        """Check the token and write: the swap itself, for a backend to call while it holds
+        the file's lock (an ``flock``, a lease)."""
+        _, current = self.read_versioned(relative)
+        if current != token:
+            return False
+        self.write_bytes(relative, data)
+        return True
+

@@ -83,11 +83,7 @@ class LocalStorage(Storage, scheme="file"):
         with open(lock_path, "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                _, current = self.read_versioned(relative)
-                if current != token:
-                    return False
-                self.write_bytes(relative, data)
-                return True
+                return self._write_if_current(relative, data, token=token)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 

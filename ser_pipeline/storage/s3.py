@@ -151,11 +151,7 @@ class S3Storage(Storage, scheme="s3"):
         if not lock.try_acquire():
             return False
         try:
-            _, current = self.read_versioned(relative)
-            if current != token:
-                return False
-            self.write_bytes(relative, data)
-            return True
+            return self._write_if_current(relative, data, token=token)
         finally:
             lock.release()
 

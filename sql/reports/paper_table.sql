@@ -1,7 +1,7 @@
 -- The paper's table: teacher and students against humans and the teacher, with their cost.
 --
 -- One row per (corpus, split, model). The teacher's row holds its CCC against the human
--- labels (computed here from the latest_teacher_labels and latest_human_labels views,
+-- labels (computed here from the teacher_human_labels view,
 -- with the `ccc` macro; `ser report paper_table` adds its bootstrap interval from the
 -- clips of the `teacher_vs_human_clips` report); a student's row holds its global CCC
 -- against the humans and against its teacher with their intervals (`_lo`, `_hi`, from
@@ -20,23 +20,18 @@ WITH split_of AS (
     SELECT audio_id, split FROM splits
     WHERE $split_name IS NULL OR split_name = $split_name
     QUALIFY row_number() OVER (PARTITION BY audio_id ORDER BY split_name, split) = 1
-), teacher AS (
-    SELECT * FROM latest_teacher_labels
-    WHERE $teacher_id IS NULL OR teacher_id = $teacher_id
-), human AS (
-    SELECT * FROM latest_human_labels
-    WHERE $corpus IS NULL OR corpus = $corpus
 ), teacher_rows AS (
-    SELECT h.corpus, coalesce(s.split, 'all') AS split, t.teacher_id AS model,
-           t.teacher_id AS model_id, 'teacher' AS kind, t.teacher_id,
-           ccc(t.arousal, h.arousal) AS human_arousal,
-           ccc(t.dominance, h.dominance) AS human_dominance,
-           ccc(t.valence, h.valence) AS human_valence, count(*) AS n
-    FROM teacher t
-    JOIN human h USING (audio_id)
+    SELECT l.corpus, coalesce(s.split, 'all') AS split, l.teacher_id AS model,
+           l.teacher_id AS model_id, 'teacher' AS kind, l.teacher_id,
+           ccc(l.teacher_arousal, l.human_arousal) AS human_arousal,
+           ccc(l.teacher_dominance, l.human_dominance) AS human_dominance,
+           ccc(l.teacher_valence, l.human_valence) AS human_valence, count(*) AS n
+    FROM teacher_human_labels l
     LEFT JOIN split_of s USING (audio_id)
-    WHERE $split IS NULL OR coalesce(s.split, 'all') = $split
-    GROUP BY h.corpus, coalesce(s.split, 'all'), t.teacher_id
+    WHERE ($teacher_id IS NULL OR l.teacher_id = $teacher_id)
+      AND ($corpus IS NULL OR l.corpus = $corpus)
+      AND ($split IS NULL OR coalesce(s.split, 'all') = $split)
+    GROUP BY l.corpus, coalesce(s.split, 'all'), l.teacher_id
 ), global_metrics AS (
     -- the CCC over all clips (the paper's figure); per-speaker means are other rows
     SELECT * FROM latest_metrics WHERE coalesce(aggregation, 'global') = 'global'

@@ -7,21 +7,18 @@
 --
 -- @param corpus      VARCHAR default NULL  Only this corpus; NULL = every corpus.
 -- @param teacher_id  VARCHAR default NULL  Only this teacher; NULL = every teacher.
-WITH teacher AS (
-    SELECT * FROM latest_teacher_labels
-    WHERE $teacher_id IS NULL OR teacher_id = $teacher_id
-), human AS (
-    SELECT * FROM latest_human_labels
-    WHERE $corpus IS NULL OR corpus = $corpus
+WITH labels AS (
+    SELECT * FROM teacher_human_labels
+    WHERE ($teacher_id IS NULL OR teacher_id = $teacher_id)
+      AND ($corpus IS NULL OR corpus = $corpus)
 ), pairs AS (
-    SELECT h.corpus, t.teacher_id, 'arousal' AS dimension, t.arousal AS teacher, h.arousal AS human
-    FROM teacher t JOIN human h USING (audio_id)
+    SELECT corpus, teacher_id, 'arousal' AS dimension, teacher_arousal AS teacher,
+           human_arousal AS human
+    FROM labels
     UNION ALL
-    SELECT h.corpus, t.teacher_id, 'dominance', t.dominance, h.dominance
-    FROM teacher t JOIN human h USING (audio_id)
+    SELECT corpus, teacher_id, 'dominance', teacher_dominance, human_dominance FROM labels
     UNION ALL
-    SELECT h.corpus, t.teacher_id, 'valence', t.valence, h.valence
-    FROM teacher t JOIN human h USING (audio_id)
+    SELECT corpus, teacher_id, 'valence', teacher_valence, human_valence FROM labels
 )
 SELECT corpus, teacher_id, dimension, count(*) AS n, ccc(teacher, human) AS ccc,
        corr(teacher, human) AS pearson, avg(abs(teacher - human)) AS mae

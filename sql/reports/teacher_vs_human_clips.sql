@@ -16,15 +16,13 @@ WITH split_of AS (
 ), speaker_of AS (
     SELECT audio_id, min(speaker) AS speaker FROM audio GROUP BY audio_id
 )
-SELECT h.corpus, coalesce(s.split, 'all') AS split, t.teacher_id, h.audio_id, a.speaker,
-       t.arousal AS teacher_arousal, t.dominance AS teacher_dominance,
-       t.valence AS teacher_valence, h.arousal AS human_arousal,
-       h.dominance AS human_dominance, h.valence AS human_valence
-FROM latest_teacher_labels t
-JOIN latest_human_labels h USING (audio_id)
+SELECT l.corpus, coalesce(s.split, 'all') AS split, l.teacher_id, l.audio_id, a.speaker,
+       l.teacher_arousal, l.teacher_dominance, l.teacher_valence,
+       l.human_arousal, l.human_dominance, l.human_valence
+FROM teacher_human_labels l
 LEFT JOIN split_of s USING (audio_id)
 LEFT JOIN speaker_of a USING (audio_id)
-WHERE ($corpus IS NULL OR h.corpus = $corpus)
-  AND ($teacher_id IS NULL OR t.teacher_id = $teacher_id)
+WHERE ($corpus IS NULL OR l.corpus = $corpus)
+  AND ($teacher_id IS NULL OR l.teacher_id = $teacher_id)
   AND ($split IS NULL OR coalesce(s.split, 'all') = $split)
-ORDER BY h.corpus, split, t.teacher_id, h.audio_id;
+ORDER BY l.corpus, split, l.teacher_id, l.audio_id;

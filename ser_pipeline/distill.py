@@ -15,6 +15,7 @@ flow stays wiring:
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ DEMO_STUDENTS = ("wav2small", "mobilenetv3-s")
 #: pool (its corpus is ``<corpus>-pool``) is labeled by it, and the students learn from the
 #: pool's training clips only. Sized so ``make demo`` stays within 12 minutes on 2 cores
 #: (measured 8 min 55 s).
-DEMO_HUMAN_CLIPS = 200
+DEMO_HUMAN_CLIPS = 400
 DEMO_POOL_CLIPS = 1000
 POOL_SUFFIX = "-pool"
 #: Distill's training defaults: 200 steps of 2 s crops per student keep ``make demo``
@@ -48,13 +49,21 @@ class DistillError(ValueError):
     """A distill run cannot start; the message says what to fix."""
 
 
-def prepare_demo_corpus(workdir: str | Path = DEMO, *, n: int = 120, seed: int = 0) -> str:
-    """Synthesize the demo corpus under ``<workdir>/corpus`` unless it is already there."""
+def prepare_demo_corpus(workdir: str | Path = DEMO, *, n: int = DEMO_HUMAN_CLIPS,
+                        seed: int = 0) -> str:
+    """Synthesize the demo's human-labeled corpus under ``<workdir>/corpus`` unless it is
+    already there; one of another size or style (an older release's) is replaced."""
     from ser_pipeline.demo import make_demo_corpus
 
     corpus = Path(workdir) / "corpus"
-    if not (corpus / "labels.csv").exists():
-        make_demo_corpus(str(corpus), n=n, seed=seed)
+    sheet = corpus / "labels.csv"
+    if sheet.exists():
+        with sheet.open() as handle:
+            header, rows = handle.readline(), sum(1 for _ in handle)
+        if "noise" in header.split(",") and rows == n:
+            return str(corpus)
+        shutil.rmtree(corpus)
+    make_demo_corpus(str(corpus), n=n, seed=seed)
     return str(corpus)
 
 

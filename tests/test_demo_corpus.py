@@ -18,6 +18,7 @@ from ser_pipeline.demo import (
     DemoCorpusError,
     background,
     clip_params,
+    human_clip_params,
     labels_for,
     make_demo_corpus,
     make_demo_pool,
@@ -33,9 +34,11 @@ def read_sheet(path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def test_small_corpus_mixes_formats_and_leaves_an_unlabeled_pool(tmp_path):
+@pytest.mark.parametrize("style", ["varied", "studio"])
+def test_small_corpus_mixes_formats_and_leaves_an_unlabeled_pool(tmp_path, style):
     summary = make_demo_corpus(str(tmp_path), n=5, seed=3, unlabeled_fraction=0.4,
-                               max_workers=2)
+                               max_workers=2, style=style)
+    params_of = human_clip_params if style == "varied" else clip_params
     assert (summary["clips"], summary["labelled"], summary["unlabeled"]) == (5, 3, 2)
     sheet = read_sheet(tmp_path / "labels.csv")
     assert len(sheet) == 5
@@ -43,18 +46,23 @@ def test_small_corpus_mixes_formats_and_leaves_an_unlabeled_pool(tmp_path):
     for row in sheet:
         info = sf.info(tmp_path / row["path"])
         seen.add((info.format, info.samplerate, info.channels))
-        assert 0.8 < info.duration < 6.0
+        assert 0.8 < info.duration < (10.0 if style == "varied" else 6.0)
         signal, _ = sf.read(tmp_path / row["path"])
         assert np.abs(signal).max() > 0.05  # speech, not silence
         labelled = row["arousal"] != ""
         assert labelled == (row["dominance"] != "") == (row["valence"] != "")
         if labelled:
             index = int(row["path"].rsplit("-", 1)[1].split(".")[0])
-            expected = labels_for(clip_params(index, seed=3), index=index, seed=3)
+            expected = labels_for(params_of(index, seed=3), index=index, seed=3)
             assert [float(row[d]) for d in ("arousal", "dominance", "valence")] == (
                 pytest.approx(expected, abs=1e-4))
     assert seen == {(f[1], f[3], f[4]) for f in FORMATS}
     assert sum(row["arousal"] == "" for row in sheet) == 2
+    if style == "varied":  # like the pool's training clips: never a dev voice; no split
+        assert "split" not in sheet[0] and {"noise", "snr_db"} <= set(sheet[0])
+        assert not {r["voice"].partition("+")[2] for r in sheet} & set(DEV_VARIANTS)
+    with pytest.raises(ValueError, match="style must be one of"):
+        make_demo_corpus(str(tmp_path / "x"), n=1, style="loud")
 
 
 def test_labels_follow_the_documented_directions():
@@ -152,3 +160,17 @@ def test_pool_noise_sits_at_the_drawn_snr():
     for kind in ("white", "pink", "brown", "hum"):
         x = background(kind, 16000, rate=16000, rng=np.random.default_rng(0))
         assert np.sqrt(np.mean(x ** 2)) == pytest.approx(1.0, rel=1e-3)
+
+
+def test_demo_teacher_rebuild_runs_the_whole_recipe_from_scratch(tmp_path):
+    """What `make demo-teacher` runs, on a handful of clips and steps."""
+    from ser_pipeline.demo.teacher import TeacherRecipe, provenance_of, rebuild_demo_teacher
+    from ser_pipeline.teacher import load_teacher
+
+    recipe = TeacherRecipe(steps=2, views=2, batch_size=4, max_clip_s=1.0)
+    summary = rebuild_demo_teacher(workdir=tmp_path / "work", out=tmp_path / "out", n=10,
+                                   recipe=recipe)
+    assert summary["train_all"] is True and summary["n_train"] + summary["n_heldout"] >= 5
+    assert recipe.matches(provenance_of(tmp_path / "out"), corpus="demo")
+    teacher = load_teacher(f"hf:{tmp_path / 'out'}")
+    assert not teacher.is_random and teacher.teacher_id == summary["teacher_id"]

@@ -1,6 +1,7 @@
 """A demo corpus of real synthetic speech (espeak-ng) with learnable "human" labels.
 
-Each clip draws a voice, a speaking rate, a pitch, an amplitude, a word gap and a sentence.
+Each clip draws a voice, a speaking rate, a pitch, an amplitude, a word gap and a sentence
+(the human-labeled corpus also background noise and pauses, like the pool).
 The labels are documented functions of those parameters (see :func:`labels_for`), so a
 teacher fine-tuned on them can learn them from the audio. Files are written in a mix of
 formats, sample rates and channel counts so ingest meets what real corpora hold:
@@ -47,6 +48,7 @@ from ser_pipeline.demo.voices import (
     PoolClipParams,
     clip_params,
     gender_of,
+    human_clip_params,
     labels_for,
     pool_clip_params,
     pool_sentences,
@@ -56,7 +58,8 @@ from ser_pipeline.demo.voices import (
 __all__ = [
     "DEV_VARIANTS", "ESPEAK_RATE", "FORMATS", "POOL_LANGUAGES", "POOL_VARIANTS", "SENTENCES",
     "TRAIN_VARIANTS", "VOICES", "ClipParams", "DemoCorpusError", "PoolClipParams",
-    "background", "clip_params", "encode_clip", "espeak_binary", "gender_of", "labels_for",
+    "background", "clip_params", "encode_clip", "espeak_binary", "gender_of",
+    "human_clip_params", "labels_for",
     "make_demo_corpus", "make_demo_pool", "pool_clip_params", "pool_sentences",
     "render_pool_clip", "synthesize", "voice_valence", "with_ogg_serial",
 ]

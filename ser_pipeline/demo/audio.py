@@ -91,22 +91,23 @@ def with_ogg_serial(data: bytes, serial: int) -> bytes:
     return bytes(out)
 
 
-def encode_clip(signal: np.ndarray, index: int) -> tuple[str, bytes, int]:
-    """Encode a clip in the format assigned to ``index``: (extension, bytes, rate).
+def encode_clip(signal: np.ndarray, index: int, *, rate: int = ESPEAK_RATE,
+                ) -> tuple[str, bytes, int]:
+    """Encode a clip (sampled at ``rate``) in the format assigned to ``index``:
+    (extension, bytes, rate of the file).
 
     The bytes are a pure function of the signal and the index (Ogg streams get the
     index as their serial number), so a fresh demo gets the same audio ids every time.
     """
-    extension, container, subtype, rate, channels = FORMATS[index % len(FORMATS)]
-    audio = soxr.resample(signal, ESPEAK_RATE, rate, quality="HQ") if rate != ESPEAK_RATE else (
-        signal)
+    extension, container, subtype, target, channels = FORMATS[index % len(FORMATS)]
+    audio = soxr.resample(signal, rate, target, quality="HQ") if rate != target else signal
     audio = np.clip(audio, -1.0, 1.0).astype(np.float32)
     if channels == 2:  # a slightly different right channel, so downmixing is exercised
         audio = np.stack([audio, 0.8 * audio], axis=1)
     buffer = io.BytesIO()
-    sf.write(buffer, audio, rate, format=container, subtype=subtype)
+    sf.write(buffer, audio, target, format=container, subtype=subtype)
     data = buffer.getvalue()
-    return extension, with_ogg_serial(data, index) if container == "OGG" else data, rate
+    return extension, with_ogg_serial(data, index) if container == "OGG" else data, target
 
 
 def background(kind: str, size: int, *, rate: int, rng: np.random.Generator) -> np.ndarray:

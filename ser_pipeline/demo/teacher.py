@@ -90,17 +90,18 @@ def build_demo_teacher(lake: Lake, *, workdir: Path, out: Path, corpus: str = "d
                             overwrite=True, **options)
 
 
-def rebuild_demo_teacher(*, workdir: Path, out: Path = SHIPPED, n: int = 200,
-                         seed: int = 0) -> dict[str, Any]:
-    """The shipped teacher from scratch: the demo corpus (``n`` clips, ``seed``), a
-    fresh lake under ``workdir``, a random teacher and :data:`RECIPE`."""
-    from ser_pipeline.distill import prepare_demo_corpus
+def rebuild_demo_teacher(*, workdir: Path, out: Path = SHIPPED, n: int | None = None,
+                         seed: int = 0, recipe: TeacherRecipe = RECIPE) -> dict[str, Any]:
+    """The shipped teacher from scratch: the demo corpus (``n`` clips, ``seed``; the
+    demo's own size), a fresh lake under ``workdir``, a random teacher and ``recipe``."""
+    from ser_pipeline.distill import DEMO_HUMAN_CLIPS, prepare_demo_corpus
     from ser_pipeline.ingest import ingest
 
-    corpus_dir = prepare_demo_corpus(workdir, n=n, seed=seed)
+    corpus_dir = prepare_demo_corpus(workdir, n=n or DEMO_HUMAN_CLIPS, seed=seed)
     lake = Lake.open(str(workdir / "teacher-lake"))
     ingest(lake, corpus_dir, corpus="demo", recipe="csv")
-    summary = build_demo_teacher(lake, workdir=workdir, out=workdir / "teacher-new")
+    summary = build_demo_teacher(lake, workdir=workdir, out=workdir / "teacher-new",
+                                 recipe=recipe)
     out.mkdir(parents=True, exist_ok=True)
     for name in TEACHER_FILES:
         shutil.copyfile(workdir / "teacher-new" / name, out / name)

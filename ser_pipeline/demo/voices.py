@@ -163,14 +163,15 @@ class PoolClipParams(ClipParams):
     tail_s: float = 0.0  # silence after it
 
 
-def pool_clip_params(index: int, *, seed: int, dev_fraction: float = 0.2) -> PoolClipParams:
+def pool_clip_params(index: int, *, seed: int, dev_fraction: float = 0.2,
+                     stream: int = 31) -> PoolClipParams:
     """The synthesis parameters of pool clip ``index`` (deterministic in ``seed``).
 
     A ``dev_fraction`` share of clips (by a seeded draw) is dev: an unseen voice variant
     (:data:`DEV_VARIANTS`) speaking an unseen sentence; the rest use training variants and
     sentences only.
     """
-    rng = np.random.default_rng([seed, index, 31])
+    rng = np.random.default_rng([seed, index, stream])
     dev = bool(rng.random() < dev_fraction)
     train_sentences, dev_sentences = pool_sentences()
     sentences = dev_sentences if dev else train_sentences
@@ -212,3 +213,17 @@ def gender_of(voice: str) -> str:
     if variant in UNGENDERED_VARIANTS:
         return ""
     return "female" if variant.startswith("f") else "male"
+
+
+def human_clip_params(index: int, *, seed: int) -> PoolClipParams:
+    """The synthesis parameters of human-labeled clip ``index``: drawn like the pool's
+    training clips (training voices and sentences only, background noise, pauses) from a
+    random stream of their own, so the human-labeled corpus is as varied as the audio the
+    teacher will label, and never uses a pool dev voice or sentence.
+
+    Examples:
+        >>> params = human_clip_params(3, seed=0)
+        >>> params.split, params.voice.partition("+")[2] in TRAIN_VARIANTS
+        ('train', True)
+    """
+    return pool_clip_params(index, seed=seed, dev_fraction=0.0, stream=41)

@@ -227,8 +227,9 @@ def finetune_teacher(
         raise TeacherError(f"train_top_layers must be 0..{len(layers)}, got {train_top_layers}")
     if views < 1:
         raise TeacherError(f"views must be 1 or more (1: the clips as they are), got {views}")
-    if train_all:
-        train_top_layers = len(layers)
+    # With any backbone weight trainable, clips go through the whole model at each step;
+    # with the head alone, pooled features are computed once and cached.
+    through_backbone = bool(train_all or train_top_layers)
     for parameter in model.parameters():
         parameter.requires_grad = train_all
     trainable = (list(model.parameters()) if train_all
@@ -260,7 +261,7 @@ def finetune_teacher(
         pending.clear()
 
     for audio_id, signal in _stream_signals(lake, list(labels), max_clip_s=max_clip_s):
-        if train_top_layers:
+        if through_backbone:
             inputs[audio_id] = signal
             continue
         clip_rng = _clip_rng(seed, audio_id)
@@ -291,7 +292,7 @@ def finetune_teacher(
         # Training shows each clip in one of its views; scoring uses the clip as it is.
         picks = rng.integers(0, views, size=len(indices)) if train else np.zeros(len(indices),
                                                                                   int)
-        if not train_top_layers:
+        if not through_backbone:
             return model.classifier(torch.stack([inputs[ids[i]][view]
                                                  for i, view in zip(indices, picks,
                                                                     strict=True)]))

@@ -54,7 +54,7 @@ demo-teacher: $(STAMP) espeak
 	$(BIN)/ser demo-teacher --workdir demo-teacher-build
 
 test: $(STAMP) espeak chromium
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -n 2 --dist loadfile
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -33,6 +33,13 @@ for _var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "SER_S3_E
 # after that test, and every later flow's logging then fails (RecursionError on Dask).
 import prefect  # noqa: E402,F401
 
+# rich fixes a Console's width for good when COLUMNS is set at the moment it is made. The
+# CLI's consoles are module globals, made on first import: make them here, with COLUMNS
+# unset, so that each test's monkeypatched COLUMNS is read when it prints, whichever test
+# (on whichever xdist worker) happens to import the CLI first.
+os.environ.pop("COLUMNS", None)
+import ser_pipeline.cli.common  # noqa: E402,F401
+
 #: Scripts, not tests: --doctest-modules would import them (tests/data/make_fixtures.py
 #: needs espeak-ng's demo module and has no tests or examples).
 collect_ignore = ["tests/data"]

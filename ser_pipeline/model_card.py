@@ -22,13 +22,13 @@ Examples:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from ser_pipeline.export.graph import FP32_FILE, INT8_FILE
+from ser_pipeline.report_tables.cells import finite
 from ser_pipeline.schemas import LABELS
 
 if TYPE_CHECKING:  # the registry imports this module when it publishes
@@ -52,16 +52,6 @@ _HEADERS = {
 }
 
 
-def _number(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
-
-
 def table_rows(manifest: Manifest) -> list[dict[str, Any]]:
     """The model's rows of the paper's table, from a registry manifest.
 
@@ -78,8 +68,8 @@ def table_rows(manifest: Manifest) -> list[dict[str, Any]]:
     cost = {
         "params": manifest.params,
         "int8_kb": round(int8.bytes / 1000, 1) if int8 else None,
-        "ms_per_5s": _number(figures.latency_ms) if figures else None,
-        "peak_rss_mb": _number(figures.peak_rss_increase_mb) if figures else None,
+        "ms_per_5s": finite(figures.latency_ms) if figures else None,
+        "peak_rss_mb": finite(figures.peak_rss_increase_mb) if figures else None,
     }
     grouped: dict[tuple[str, str], dict[str, Any]] = {}
     for entry in manifest.ccc:
@@ -88,7 +78,7 @@ def table_rows(manifest: Manifest) -> list[dict[str, Any]]:
         key = (str(entry.corpus or ""), str(entry.split or ""))
         row = grouped.setdefault(key, {"corpus": key[0], "split": key[1], "n": None})
         for dimension in LABELS:
-            row[f"{entry.reference}_{dimension}"] = _number(getattr(entry, dimension))
+            row[f"{entry.reference}_{dimension}"] = finite(getattr(entry, dimension))
         if entry.reference == "teacher" or row["n"] is None:
             row["n"] = entry.n
     rows = []

@@ -31,12 +31,12 @@ class Figure:
     hi: float | None = None
 
     def text(self, *, digits: int = 3, compact: bool = False) -> str:
-        value = _finite(self.value)
+        value = finite(self.value)
         if value is None:
             return MISSING
         places = 2 if compact else digits
         main = _fixed(value, places)
-        lo, hi = _finite(self.lo), _finite(self.hi)
+        lo, hi = finite(self.lo), finite(self.hi)
         if lo is None or hi is None:
             return main
         if compact:
@@ -79,7 +79,14 @@ class Layout:
     compact: bool = False
 
 
-def _finite(value: Any) -> float | None:
+def finite(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number, else None (None, bools, text, NaN
+    and infinities print as missing).
+
+    Examples:
+        >>> finite("0.5"), finite(float("nan")), finite(True), finite(None)
+        (0.5, None, None, None)
+    """
     if value is None or isinstance(value, bool):
         return None
     try:

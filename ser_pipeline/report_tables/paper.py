@@ -11,10 +11,10 @@ from ser_pipeline.report_tables.cells import (
     Cell,
     Layout,
     _figure,
-    _finite,
     _groups,
     _interval_phrase,
     _n_phrase,
+    finite,
 )
 from ser_pipeline.schemas import LABELS
 
@@ -65,8 +65,8 @@ _FILE_LABELS = {"model.int8.onnx": "int8", "model.onnx": "fp32"}
 
 def _cost(record: Mapping[str, Any]) -> tuple[Cell, ...]:
     params = record.get("params")
-    return (int(params) if params is not None else None, _finite(record.get("int8_kb")),
-            _finite(record.get("ms_per_5s")), _finite(record.get("peak_rss_mb")))
+    return (int(params) if params is not None else None, finite(record.get("int8_kb")),
+            finite(record.get("ms_per_5s")), finite(record.get("peak_rss_mb")))
 
 
 def paper_layouts(records: Sequence[Mapping[str, Any]], *, wide: bool = False

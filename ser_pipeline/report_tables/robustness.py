@@ -12,9 +12,9 @@ from ser_pipeline.report_tables.cells import (
     Block,
     Layout,
     _figure,
-    _finite,
     _groups,
     _interval_phrase,
+    finite,
 )
 from ser_pipeline.schemas import LABELS
 
@@ -28,7 +28,7 @@ def _verdict(record: Mapping[str, Any]) -> str:
 
 
 def _share(value: Any) -> str:
-    number = _finite(value)
+    number = finite(value)
     return MISSING if number is None else f"{100 * number:.0f}%"
 
 

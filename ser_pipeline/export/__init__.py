@@ -21,14 +21,7 @@ the circularity of hashing a manifest that lists the file's own sha.
 """
 
 from ser_pipeline.export.errors import ExportError, ParityError
-from ser_pipeline.export.graph import (
-    FP32_FILE,
-    INPUT_NAME,
-    INT8_FILE,
-    OUTPUT_NAME,
-    export_fp32,
-    onnx_metadata,
-)
+from ser_pipeline.export.graph import FP32_FILE, INT8_FILE, OUTPUT_NAME, export_fp32
 from ser_pipeline.export.int8 import quantize_candidates
 from ser_pipeline.export.lake import MAX_CLIP_S, lake_clips, run_ccc
 from ser_pipeline.export.licence import teacher_license
@@ -51,10 +44,10 @@ from ser_pipeline.export.run import export_model, export_run
 from ser_pipeline.hashing import canonical_hash
 
 __all__ = [
-    "EXPORT_SCHEMA", "FP32_FILE", "INPUT_NAME", "INT8_FILE", "INT8_PARITY_MIN", "MAX_CLIP_S",
+    "EXPORT_SCHEMA", "FP32_FILE", "INT8_FILE", "INT8_PARITY_MIN", "MAX_CLIP_S",
     "OUTPUT_NAME", "TORCH_PARITY_MIN", "ExportError", "ExportResult",
     "ParityError", "Provenance", "canonical_hash", "ccc_per_dimension", "check_targets",
     "count_flops", "export_fp32", "export_model", "export_run", "int8_withheld_reason",
-    "lake_clips", "load_export", "onnx_metadata", "onnx_predict", "paper_targets_for",
+    "lake_clips", "load_export", "onnx_predict", "paper_targets_for",
     "performance", "quantize_candidates", "run_ccc", "teacher_license", "torch_predict",
 ]

@@ -89,9 +89,10 @@ TEACHER_RECIPE = Int8Recipe("dynamic-matmul-u8u8", "dynamic", None, "uint8", "ui
                             True, ("MatMul",))
 
 
-#: Calibration methods by name (ONNX Runtime's ``CalibrationMethod``); exports use min-max
-#: (measured against percentile on out-of-domain audio: docs/stages/export.md).
-CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+#: Calibration methods by name (ONNX Runtime's ``CalibrationMethod`` member names); exports
+#: use min-max (measured against percentile and entropy on out-of-domain audio:
+#: BENCHMARKS.md, bench/int8_ood.py).
+CALIBRATION_METHODS = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}
 
 
 def quantize(recipe: Int8Recipe, source: str | Path, out: str | Path, *,
@@ -107,6 +108,9 @@ def quantize(recipe: Int8Recipe, source: str | Path, out: str | Path, *,
         nodes_to_exclude: Node names kept in fp32.
         calibrate_method: One of :data:`CALIBRATION_METHODS` (static recipes).
     """
+    if calibrate_method not in CALIBRATION_METHODS:
+        raise ValueError(f"unknown calibration method {calibrate_method!r}: use one of "
+                         f"{', '.join(CALIBRATION_METHODS)}")
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -136,9 +140,8 @@ def quantize(recipe: Int8Recipe, source: str | Path, out: str | Path, *,
                     activation_type=types[recipe.activation_type],
                     weight_type=types[recipe.weight_type], per_channel=recipe.per_channel,
                     reduce_range=recipe.reduce_range,
-                    calibrate_method={"minmax": CalibrationMethod.MinMax,
-                                      "percentile": CalibrationMethod.Percentile,
-                                      "entropy": CalibrationMethod.Entropy}[calibrate_method],
+                    calibrate_method=getattr(CalibrationMethod,
+                                             CALIBRATION_METHODS[calibrate_method]),
                     op_types_to_quantize=list(recipe.op_types),
                     nodes_to_exclude=list(nodes_to_exclude))
     finally:

@@ -85,9 +85,8 @@ def build_demo_teacher(lake: Lake, *, workdir: Path, out: Path, corpus: str = "d
     base = workdir / "teacher-base"
     if not (base / "config.json").exists():
         init_teacher(base, arch="wav2vec2", size="tiny", seed=recipe.seed)
-    options = {key: value for key, value in asdict(recipe).items()}
     return finetune_teacher(lake, teacher=f"hf:{base}", corpus=corpus, out=out,
-                            overwrite=True, **options)
+                            overwrite=True, **asdict(recipe))
 
 
 def rebuild_demo_teacher(*, workdir: Path, out: Path = SHIPPED, n: int | None = None,

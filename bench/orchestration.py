@@ -176,7 +176,8 @@ def measure(path: str, *, lake: Path, copy: Path, teacher: str, shard_size: int,
     env.pop("PREFECT_API_URL", None)
     started = time.perf_counter()
     result = run_worker(__file__, path, lake=copy, result=copy.with_suffix(".json"),
-                        options=["--teacher", teacher, "--shard-size", str(shard_size)],
+                        options=["--teacher", teacher]
+                        + (["--shard-size", str(shard_size)] if shard_size else []),
                         env=env)
     result["process_s"] = time.perf_counter() - started  # interpreter start to exit
     shutil.rmtree(copy, ignore_errors=True)
@@ -192,10 +193,11 @@ def spread(values: list[float]) -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=10_000)
-    parser.add_argument("--part-size", type=int, default=500,
-                        help="clips per audio part file (default 500)")
-    parser.add_argument("--shard-size", type=int, default=64,
-                        help="clips per shard task (default: the settings default, 64)")
+    parser.add_argument("--part-size", type=int, default=64,
+                        help="clips per audio part file (default 64, as ingest writes them)")
+    parser.add_argument("--shard-size", type=int, default=None,
+                        help="clips per shard task (default: the settings default, "
+                        "label_shard_size)")
     parser.add_argument("--repeats", type=int, default=1, help="library+flow pairs")
     add_options(parser, quick="smoke run: 200 clips, parts of 50, shards of 16",
                 workers=("library", "flow"))
@@ -215,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
         built = time.perf_counter() - started
         teacher = f"hf:{init_teacher(work / 'teacher', size='tiny')}"
         print(f"lake: {args.clips} clips of 1-3 s in {parts} audio parts (built in "
-              f"{built:.0f} s); shard size {args.shard_size}; tiny random teacher",
+              f"{built:.0f} s); shard size {args.shard_size or 'default'}; tiny random teacher",
               flush=True)
         runs: dict[str, list[dict]] = {"library": [], "flow": []}
         for repeat in range(args.repeats):

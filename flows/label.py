@@ -49,7 +49,8 @@ def label_flow(
         corpora: restrict to these corpora.
         lake: lake URL (default: settings).
         dask_address: run shards on this Dask scheduler (default: SER_DASK_ADDRESS).
-        shard_size: clips per shard task (default: settings).
+        shard_size: at most this many clips per shard task (default: settings
+            ``label_shard_size``; a small run is cut so that every worker gets one).
         window_s: window length for long clips.
         overlap_s: window overlap.
         batch_seconds: bound on padded audio seconds per forward pass.

@@ -176,7 +176,7 @@ def test_a_loaded_teacher_labels_in_process_only(lake_url: str, tiny: str) -> No
         label_lake(lake, teacher=teacher, executor=pool)
     options = LabelOptions(lake=lake_url, teacher=f"loaded:{teacher.teacher_id}")
     with pytest.raises(TeacherError, match="cannot load"):  # a worker handed no teacher
-        label_shard(Shard(part=lake.parts("audio")[0], ids=(), seconds=0.0), options)
+        label_shard(Shard(parts=(lake.parts("audio")[0],), ids=(), seconds=0.0), options)
 
 
 def test_process_caches_are_bounded() -> None:
@@ -268,3 +268,67 @@ def test_flow_on_dask_local_cluster_equals_local_run(tmp_path: Path, tiny: str,
     assert again["clips_labeled"] == 0 and again["skipped_already_labeled"] == 10
     ids = Lake.open(dask_url).read("teacher_labels", columns=["audio_id"]).column("audio_id")
     assert len(pc.unique(ids)) == len(ids) == 10
+
+
+def test_shards_span_small_parts_and_split_small_runs(lake_url: str, tiny: str) -> None:
+    """Ingest writes parts of 64 files: label shards run across parts, and a run smaller
+    than ``workers`` full shards is cut so that every worker gets one (above a floor)."""
+    from ser_pipeline.label import plan_shards
+
+    lake = Lake.open(lake_url)
+    for seed, corpus in enumerate("abc"):
+        make_audio_lake(lake_url, n=4, corpus=corpus, seed=seed)
+    parts = lake.parts("audio")
+    assert len(parts) == 3
+    shards, counts = plan_shards(lake, teacher_id="t", shard_size=5)
+    assert [len(s.ids) for s in shards] == [5, 5, 2] and counts.clips_in_scope == 12
+    assert [len(s.parts) for s in shards] == [2, 2, 1]
+    for shard in shards:  # every id is read from a part the shard names
+        in_parts = set().union(*(lake.storage.read_parquet(p, columns=["audio_id"])
+                                 .column("audio_id").to_pylist() for p in shard.parts))
+        assert set(shard.ids) <= in_parts
+    assert sorted(i for s in shards for i in s.ids) == sorted(lake.ids("audio"))
+    balanced, _ = plan_shards(lake, teacher_id="t", shard_size=256, workers=2, min_clips=1)
+    assert [len(s.ids) for s in balanced] == [6, 6]
+    whole, _ = plan_shards(lake, teacher_id="t", shard_size=256, workers=2)
+    assert [len(s.ids) for s in whole] == [12]  # too few clips to be worth a second shard
+    summary = label_lake(lake, teacher=tiny, shard_size=5, max_workers=1)
+    assert summary.shards == 3 and summary.clips_labeled == 12
+    assert assert_no_duplicates(lake) == 12
+
+
+def test_large_blocks_are_mapped_only_while_labeling() -> None:
+    """Inside ``large_blocks_mapped`` a 5 MiB block gets a mapping of its own even after
+    glibc's moving threshold rose past it; outside (and after the last user leaves) it
+    comes from the shared heap, where holes are what made label memory grow. A fresh
+    process: in a long-lived one, free holes from earlier tests serve the block first."""
+    script = """
+import numpy as np
+from ser_pipeline.label import large_blocks_mapped
+from ser_pipeline.label.memory import _glibc
+
+libc = _glibc()
+block = 5 * 2**20
+
+def mapped_bytes_of_a_block():
+    libc.malloc_trim(0)  # free space at the heap's top would serve it at any threshold
+    before = libc.mallinfo2().hblkhd
+    data = np.ones(block // 8)  # numpy takes its data from malloc
+    grown = libc.mallinfo2().hblkhd - before
+    del data
+    return grown
+
+np.ones(24 * 2**20 // 8).sum()  # freeing a mapped 24 MiB block raises the threshold
+outside = mapped_bytes_of_a_block()
+with large_blocks_mapped() as first:
+    inside = mapped_bytes_of_a_block()
+    with large_blocks_mapped():
+        pass  # a second user leaving does not undo the first one's setting
+    still = mapped_bytes_of_a_block()
+print(outside < block, first and inside >= block, still >= block,
+      mapped_bytes_of_a_block() < block)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True"] * 4

@@ -24,7 +24,8 @@ def label_command(
     precision: Annotated[str, typer.Option(help="auto (fp32 CPU, bf16/fp16 CUDA), fp32, "
                                            "fp16, bf16, int8 (CPU dynamic int8).")] = "auto",
     threads: Annotated[int | None, typer.Option(help="torch/ORT threads per worker.")] = None,
-    shard_size: Annotated[int | None, typer.Option(help="Clips per shard.")] = None,
+    shard_size: Annotated[int | None, typer.Option(
+        help="At most this many clips per shard (default: SER_LABEL_SHARD_SIZE, 256).")] = None,
     window_s: Annotated[float, typer.Option(help="Window length for long clips (s).")] = 10.0,
     overlap_s: Annotated[float, typer.Option(help="Window overlap (s).")] = 2.0,
     batch_size: Annotated[int, typer.Option(help="Max windows per forward pass.")] = 16,
@@ -37,7 +38,7 @@ def label_command(
 
     common.check_engine(engine)
     settings = common.settings_for(lake, dask_address=dask_address)
-    options = dict(shard_size=shard_size or settings.shard_size, window_s=window_s,
+    options = dict(shard_size=shard_size, window_s=window_s,
                    overlap_s=overlap_s, batch_size=batch_size, device=device,
                    precision=precision, threads=threads)
     try:

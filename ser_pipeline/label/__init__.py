@@ -25,8 +25,15 @@ from ser_pipeline.label.commit import (
     commit_lock_path,
     labeled_index,
 )
-from ser_pipeline.label.memory import TRIM_FREE_BYTES, release_free_memory
-from ser_pipeline.label.plan import STAGE, PlanCounts, Shard, labeled_ids, plan_shards
+from ser_pipeline.label.memory import TRIM_FREE_BYTES, large_blocks_mapped, release_free_memory
+from ser_pipeline.label.plan import (
+    STAGE,
+    PlanCounts,
+    Shard,
+    labeled_ids,
+    plan_shards,
+    shard_length,
+)
 from ser_pipeline.label.run import (
     LabelRun,
     LabelSummary,
@@ -40,6 +47,7 @@ __all__ = [
     "LOCK_STALE_S", "LOCK_WAIT_S", "STAGE", "TRIM_FREE_BYTES", "LabelOptions", "LabelRun",
     "LabelSummary", "LabeledIndex", "PlanCounts", "Shard", "ShardResult", "commit_labels",
     "commit_lock", "commit_lock_path", "label_lake", "label_shard", "labeled_ids",
-    "labeled_index", "new_label_run_id", "plan_shards", "release_free_memory",
+    "labeled_index", "large_blocks_mapped", "new_label_run_id", "plan_shards",
+    "release_free_memory", "shard_length",
     "start_labeling",
 ]

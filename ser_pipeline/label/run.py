@@ -114,11 +114,14 @@ def start_labeling(
     shard_size: int | None = None, window_s: float = 10.0, overlap_s: float = 2.0,
     batch_seconds: float = 64.0, batch_size: int = 16, device: str = "cpu",
     threads: int | None = None, precision: str = "auto", run_id: str | None = None,
+    workers: int | None = None,
 ) -> LabelRun:
     """Load the teacher (once per process) and plan the shards still to label.
 
-    Arguments are those of :func:`label_lake`. The run's wall time starts here, so the
-    summary counts the model load and the planning.
+    Arguments are those of :func:`label_lake`; ``workers`` (default: settings
+    ``max_workers``) is how many shards run at once, so a small run is cut into at least
+    that many. The run's wall time starts here, so the summary counts the model load and
+    the planning.
     """
     started = time.perf_counter()
     if isinstance(teacher, Teacher):
@@ -130,8 +133,10 @@ def start_labeling(
                            precision=precision, window_s=window_s, overlap_s=overlap_s,
                            batch_seconds=batch_seconds, batch_size=batch_size,
                            run_id=run_id or new_label_run_id())
+    settings = lake.storage.settings
     shards, plan = plan_shards(lake, teacher_id=loaded.teacher_id, corpora=corpora,
-                               shard_size=shard_size or lake.storage.settings.shard_size)
+                               shard_size=shard_size or settings.label_shard_size,
+                               workers=workers or settings.max_workers)
     return LabelRun(teacher=loaded, options=options, shards=shards, plan=plan,
                     corpora=tuple(corpora) if corpora else None, started=started)
 
@@ -150,7 +155,8 @@ def label_lake(
         teacher: a spec (``hf:``, ``onnx:``, ``ensemble:``) or a loaded teacher. Pass a
             spec when shards run in other processes (Dask): workers load it themselves.
         corpora: restrict to these corpora (default: the whole lake).
-        shard_size: clips per shard (default: settings ``shard_size``).
+        shard_size: at most this many clips per shard (default: settings
+            ``label_shard_size``); a small run is cut so that every worker gets a shard.
         window_s: window length for long clips (seconds).
         overlap_s: overlap between windows (seconds).
         batch_seconds: bound on padded audio seconds per forward pass.
@@ -172,7 +178,7 @@ def label_lake(
     run = start_labeling(lake, teacher=teacher, corpora=corpora, shard_size=shard_size,
                          window_s=window_s, overlap_s=overlap_s, batch_seconds=batch_seconds,
                          batch_size=batch_size, device=device, threads=threads,
-                         precision=precision, run_id=run_id)
+                         precision=precision, run_id=run_id, workers=max_workers)
     work = functools.partial(label_shard, options=run.options,
                              teacher=teacher if isinstance(teacher, Teacher) else None)
     results = map_shards(work, run.shards, executor=executor,

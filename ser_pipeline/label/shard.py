@@ -1,8 +1,9 @@
-"""One shard: read its clips from one audio part, run the teacher, commit, quarantine.
+"""One shard: read its clips from its audio parts, run the teacher, commit, quarantine.
 
 A worker process loads the model once (:func:`~ser_pipeline.teacher.cached_teacher`) and
-reuses it for every shard it runs; after each shard the C heap is trimmed
-(:func:`~ser_pipeline.label.memory.release_free_memory`).
+reuses it for every shard it runs. Large heap blocks get their own mappings, and the C
+heap is trimmed after every ``PREDICT_CHUNK`` clips (:mod:`ser_pipeline.label.memory`), so
+a worker's memory does not grow with the number of clips.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ import pyarrow.parquet as pq
 
 from ser_pipeline.audio import decode_flac
 from ser_pipeline.label.commit import commit_labels, labeled_index
-from ser_pipeline.label.memory import release_free_memory
+from ser_pipeline.label.memory import large_blocks_mapped, release_free_memory
 from ser_pipeline.label.plan import STAGE, Shard
 from ser_pipeline.lake import Lake, content_key, utcnow
 from ser_pipeline.quarantine import QuarantineRow
 from ser_pipeline.schemas import LABELS, SAMPLE_RATE
 from ser_pipeline.teacher import ClipError, Teacher, TeacherError, cached_teacher
 
+#: Clips per teacher call inside a shard (the heap is trimmed between calls).
+PREDICT_CHUNK = 64
 #: ``LabelOptions.teacher`` of a run handed a loaded teacher: no worker can load it.
 LOADED = "loaded:"
 
@@ -70,10 +73,11 @@ def label_shard(shard: Shard, options: LabelOptions, *, teacher: Teacher | None 
         teacher: a loaded teacher to use instead of loading ``options.teacher`` (same
             process only).
     """
-    try:
-        return _label_shard(shard, options, teacher or _worker_teacher(options))
-    finally:
-        release_free_memory()  # the shard's arrays are garbage by now
+    with large_blocks_mapped():
+        try:
+            return _label_shard(shard, options, teacher or _worker_teacher(options))
+        finally:
+            release_free_memory()  # the shard's arrays are garbage by now
 
 
 def _worker_teacher(options: LabelOptions) -> Teacher:
@@ -89,7 +93,7 @@ def _label_shard(shard: Shard, options: LabelOptions, teacher: Teacher) -> Shard
     lake = Lake.open(options.lake)
     done = labeled_index(lake.url, teacher.teacher_id).refresh(lake, teacher.teacher_id)
     todo = [audio_id for audio_id in shard.ids if audio_id not in done]
-    audio = _read_shard_audio(lake, shard.part, todo) if todo else {}
+    audio = _read_shard_audio(lake, shard.parts, todo) if todo else {}
     quarantine: list[QuarantineRow] = []
 
     def reject(audio_id: str, source: str, reason: str, message: str) -> None:
@@ -115,7 +119,7 @@ def _label_shard(shard: Shard, options: LabelOptions, teacher: Teacher) -> Shard
         ids.append(audio_id)
         signals.append(signal)
         sources.append(source)
-    outputs, n_windows, failed = _predict_robust(teacher, signals, options)
+    outputs, n_windows, failed = _predict_in_chunks(teacher, signals, options)
     rows = []
     labeled_seconds = 0.0
     now = utcnow()
@@ -142,18 +146,37 @@ def _label_shard(shard: Shard, options: LabelOptions, teacher: Teacher) -> Shard
                        seconds=time.perf_counter() - started)
 
 
-def _read_shard_audio(lake: Lake, part: str, ids: list[str]) -> dict[str, tuple[bytes, str]]:
-    """``{audio_id: (flac bytes, source path)}`` of ``ids`` in one audio part file."""
+def _read_shard_audio(lake: Lake, parts: tuple[str, ...], ids: list[str],
+                      ) -> dict[str, tuple[bytes, str]]:
+    """``{audio_id: (flac bytes, source path)}`` of ``ids`` in the shard's audio part files."""
     wanted = pa.array(ids, pa.string())
-    with lake.storage.open(part) as handle:
-        table = pq.read_table(handle, columns=["audio_id", "audio", "source_path"],
-                              filters=ds.field("audio_id").isin(wanted))
     found: dict[str, tuple[bytes, str]] = {}
-    for audio_id, audio, source in zip(table.column("audio_id").to_pylist(),
-                                       table.column("audio").to_pylist(),
-                                       table.column("source_path").to_pylist(), strict=True):
-        found.setdefault(audio_id, ((audio or {}).get("bytes") or b"", source or ""))
+    for part in parts:
+        with lake.storage.open(part) as handle:
+            table = pq.read_table(handle, columns=["audio_id", "audio", "source_path"],
+                                  filters=ds.field("audio_id").isin(wanted))
+        for audio_id, audio, source in zip(table.column("audio_id").to_pylist(),
+                                           table.column("audio").to_pylist(),
+                                           table.column("source_path").to_pylist(),
+                                           strict=True):
+            found.setdefault(audio_id, ((audio or {}).get("bytes") or b"", source or ""))
     return found
+
+
+def _predict_in_chunks(teacher: Teacher, signals: list[np.ndarray], options: LabelOptions,
+                       ) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[str, str]]]:
+    """:func:`_predict_robust` over ``PREDICT_CHUNK`` clips at a time, trimming the heap
+    between chunks: a shard's memory then does not grow with its length."""
+    outputs = np.full((len(signals), 3), np.nan)
+    n_windows = np.zeros(len(signals), dtype=np.int32)
+    failed: dict[int, tuple[str, str]] = {}
+    for start in range(0, len(signals), PREDICT_CHUNK):
+        stop = start + PREDICT_CHUNK
+        outputs[start:stop], n_windows[start:stop], chunk_failed = _predict_robust(
+            teacher, signals[start:stop], options)
+        failed.update({start + index: why for index, why in chunk_failed.items()})
+        release_free_memory()
+    return outputs, n_windows, failed
 
 
 def _predict_robust(teacher: Teacher, signals: list[np.ndarray], options: LabelOptions,
